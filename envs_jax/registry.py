@@ -1,0 +1,73 @@
+"""Environment registry: ``make(env_id) -> (env, env_params)``.
+
+Our own environments are listed here by id with the module that builds them, imported
+lazily so that importing ``envs_jax`` stays cheap and an environment's data is read only
+when it is asked for. Any id we do not own is passed through to ``gymnax.make``
+(``CartPole-v1``, ``Acrobot-v1``, ...), so code written for gymnax keeps working.
+
+Every factory has the signature ``factory(**kwargs) -> (env, env_params)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import gymnax
+
+# env id -> "module:factory", plus the keyword arguments the factory is called with.
+_REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
+    # Probe environments with analytically known values (engine tests).
+    "Probe-constant": ("envs_jax.probes:make_probe", {"kind": "constant"}),
+    "Probe-two-step": ("envs_jax.probes:make_probe", {"kind": "two_step"}),
+    "Probe-obs-reward": ("envs_jax.probes:make_probe", {"kind": "obs_reward"}),
+    "Probe-action-reward": ("envs_jax.probes:make_probe", {"kind": "action_reward"}),
+    # PASPO allocation tasks (Winkel et al. 2024).
+    "PASPO-synth-7": ("envs_jax.paspo_synth:make_synth", {"n": 7}),
+    "PASPO-synth-20": ("envs_jax.paspo_synth:make_synth", {"n": 20}),
+    "PASPO-synth-50": ("envs_jax.paspo_synth:make_synth", {"n": 50}),
+    "PASPO-synth-100": ("envs_jax.paspo_synth:make_synth", {"n": 100}),
+    "PASPO-compute-9": ("envs_jax.paspo_compute:make_compute", {}),
+    "PASPO-portfolio-13": ("envs_jax.paspo_portfolio:make_portfolio", {}),
+    "PASPO-capacity-7": ("envs_jax.paspo_capacity:make_capacity", {}),
+    # ERA (IAR, Chen et al. 2023).
+    **{f"ERA-v{v}": ("envs_jax.era:make_era", {"version": v}) for v in range(1, 6)},
+    "ERA-nocstr-v5": ("envs_jax.era:make_era", {"version": 5, "constrained": False}),
+    "ERA-partial": ("envs_jax.era:make_era_partial", {}),
+    # DRA tasks (Patel, Acerbi, Pouget 2020).
+    "DRA-maze": ("envs_jax.dra_tasks:make_maze", {}),
+    "DRA-huys": ("envs_jax.dra_tasks:make_huys", {}),
+    "DRA-mountaincar": ("envs_jax.dra_tasks:make_mountaincar", {}),
+    # MU domains (Ahmad, Lelis, Bowling 2020).
+    "MU-location": ("envs_jax.mu_domains:make_location", {}),
+    "MU-peaks2d": ("envs_jax.mu_domains:make_peaks2d", {}),
+}
+
+
+def registered_ids() -> list[str]:
+    """Ids this package owns (gymnax ids are accepted as well)."""
+    return sorted(_REGISTRY)
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module_name, attr = target.split(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def make(env_id: str, **kwargs: Any):
+    """Build ``(env, env_params)`` for ``env_id``.
+
+    Keyword arguments override the registered ones (for example ``make("PASPO-synth-20",
+    seed=3)``). Unknown ids raise one ``ValueError`` listing what exists.
+    """
+    if env_id in _REGISTRY:
+        target, default_kwargs = _REGISTRY[env_id]
+        return _resolve(target)(**{**default_kwargs, **kwargs})
+    if env_id in gymnax.registered_envs:
+        if kwargs:
+            raise ValueError(f"gymnax env {env_id!r} takes no keyword arguments, got {sorted(kwargs)}")
+        return gymnax.make(env_id)
+    raise ValueError(
+        f"unknown env id {env_id!r}; ours: {', '.join(registered_ids())}; "
+        f"or any gymnax id ({', '.join(sorted(gymnax.registered_envs)[:6])}, ...)"
+    )
