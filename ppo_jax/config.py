@@ -1,0 +1,106 @@
+"""PPO / A2C configuration: one frozen dataclass, defaults from PureJaxRL's CartPole PPO."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyperparameters of the engine. A2C is ``PPOConfig.a2c(...)`` (same loop, no clipping).
+
+    Batch sizes: one update collects ``num_envs * num_steps`` transitions, runs
+    ``update_epochs`` passes over them in ``num_minibatches`` shuffled minibatches.
+    """
+
+    total_timesteps: int = 500_000  # environment steps summed over all envs
+    num_envs: int = 4  # parallel environments (vmapped, split across devices)
+    num_steps: int = 128  # rollout length per env per update
+    update_epochs: int = 4  # passes over each rollout
+    num_minibatches: int = 4  # minibatches per epoch; must divide num_envs * num_steps
+    lr: float = 2.5e-4  # learning rate
+    anneal_lr: bool = True  # decay the learning rate linearly to 0 over training
+    optimizer: str = "adam"  # "adam" or "rmsprop" (TF-style epsilon inside the sqrt, as SB3's A2C)
+    adam_eps: float = 1e-5  # epsilon of Adam / RMSprop
+    rmsprop_decay: float = 0.99  # RMSprop decay (alpha)
+    max_grad_norm: float = 0.5  # global gradient-norm clip; <= 0 disables
+    gamma: float = 0.99  # discount
+    gae_lambda: float = 0.95  # GAE lambda
+    clip_eps: float = 0.2  # PPO ratio clip; None disables (A2C)
+    clip_value: bool = True  # clip the value update to +-clip_eps around the old value
+    ent_coef: float = 0.01  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value loss coefficient
+    normalize_advantages: bool = True  # per-minibatch advantage normalisation
+    normalize_obs: bool = False  # running mean/std observation normalisation
+    scale_rewards: bool = False  # divide rewards by the running std of the discounted return
+    bootstrap_truncated: bool = True  # on time-limit truncation, add gamma * V(final obs) to the reward
+    obs_clip: float = 10.0  # clip normalised observations / scaled rewards to +-obs_clip
+    violation_tol: float = 1e-6  # info["violation"] above this counts as a violated constraint
+    debug_nans: bool = True  # report a non-finite loss in the metrics (train.py stops on it)
+
+    def __post_init__(self) -> None:
+        positive = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "gamma", "gae_lambda", "ent_coef", "vf_coef", "adam_eps", "obs_clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"config.{name} must be a finite non-negative number, got {value!r}")
+        if self.lr <= 0:
+            raise ValueError(f"config.lr must be positive, got {self.lr!r}")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError("config.gamma and config.gae_lambda must lie in [0, 1]")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"config.optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
+        if self.clip_eps is not None and not self.clip_eps > 0:
+            raise ValueError(f"config.clip_eps must be positive or None, got {self.clip_eps!r}")
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_envs * num_steps = {self.batch_size} is not divisible by "
+                f"num_minibatches = {self.num_minibatches}"
+            )
+        if self.num_updates < 1:
+            raise ValueError(
+                f"total_timesteps = {self.total_timesteps} is less than one update of "
+                f"num_envs * num_steps = {self.batch_size} steps"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the budget (``total_timesteps // batch_size``, the remainder is dropped)."""
+        return self.total_timesteps // self.batch_size
+
+    def replace(self, **changes) -> "PPOConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def a2c(cls, **overrides) -> "PPOConfig":
+        """A2C as SB3/IAR's original runs it: one epoch, one minibatch, no clipping, RMSprop,
+        no advantage normalisation, value loss unclipped, 5-step rollouts."""
+        defaults = dict(
+            update_epochs=1,
+            num_minibatches=1,
+            clip_eps=None,
+            clip_value=False,
+            optimizer="rmsprop",
+            lr=7e-4,
+            num_steps=5,
+            gae_lambda=1.0,
+            normalize_advantages=False,
+            anneal_lr=False,
+            ent_coef=0.0,
+        )
+        return cls(**{**defaults, **overrides})

@@ -1,0 +1,380 @@
+"""Train any algorithm of the project on any registered environment, one run directory each.
+
+    python train.py                                   # the default run (PPO on CartPole-v1)
+    python train.py --algo ppo --env CartPole-v1 --total-timesteps 500000 --num-envs 4 \
+        --seed 0 --out runs/cartpole
+    python train.py --algo ppo --help                 # every option of that algorithm
+    python train.py --resume runs/cartpole            # continue from the last checkpoint
+
+Writes ``config.json``, ``metrics.jsonl``, ``curve.png`` and ``checkpoints/`` into the run
+directory (``ppo_jax.run``). ``--num-seeds K`` trains K seeds in one vmapped program.
+Exit code 2 with one error line on bad input or a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_ALGO = "ppo"
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Algo:
+    """An algorithm ``train.py`` can run.
+
+    ``configs`` maps a short name to the config dataclass ("module:Class"); each field
+    becomes a command-line option. ``build(env_id, configs, mesh) -> Trainer``.
+    """
+
+    configs: dict[str, str]
+    build: Callable[..., Any]
+    default_env: str
+    summary: str
+    data_parallel: bool = False
+
+
+def _load(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_ppo(env_id: str, configs: dict, mesh):
+    import envs_jax
+    from ppo_jax.engine import make_train
+    from ppo_jax.policy import MLPActorCritic
+
+    env, env_params = envs_jax.make(env_id)
+    policy_cfg = configs["policy"]
+    policy = MLPActorCritic(env.action_space(env_params), hidden=policy_cfg.hidden, activation=policy_cfg.activation)
+    return make_train(configs["ppo"], env, env_params, policy, mesh)
+
+
+def _build_plain(module: str, name: str):
+    """For algorithms with their own Trainer: ``module.make_trainer(config, env_id)``."""
+
+    def build(env_id: str, configs: dict, mesh):
+        return _load(f"{module}:make_trainer")(configs[name], env_id)
+
+    return build
+
+
+ALGOS: dict[str, Algo] = {
+    "ppo": Algo(
+        configs={"ppo": "ppo_jax.config:PPOConfig", "policy": "ppo_jax.policy:MLPPolicyConfig"},
+        build=build_ppo,
+        default_env="CartPole-v1",
+        summary="PPO with an MLP actor-critic (categorical or Gaussian)",
+        data_parallel=True,
+    ),
+    "dra": Algo(
+        configs={"dra": "dra_jax.trainer:Config"},
+        build=_build_plain("dra_jax.trainer", "dra"),
+        default_env="DRA-maze",
+        summary="dynamic resource allocation of memory precision (Patel, Acerbi, Pouget 2020)",
+    ),
+    "mu": Algo(
+        configs={"mu": "mu_jax.trainer:Config"},
+        build=_build_plain("mu_jax.trainer", "mu"),
+        default_env="MU-location",
+        summary="marginal-utility candidate generators (Ahmad, Lelis, Bowling 2020)",
+    ),
+}
+
+
+# -- command line ---------------------------------------------------------------------
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parse_value(text: str, default: Any):
+    """Parse a command-line value by the type of the field's default."""
+    if text.lower() == "none":
+        return None
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if isinstance(default, int):
+        return int(float(text)) if "e" in text.lower() and float(text).is_integer() else int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, tuple):
+        item = type(default[0]) if default else int
+        return tuple(item(t) for t in text.split(",") if t)
+    return text
+
+
+def _config_fields(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _base_parser(add_help: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train an algorithm of the project on an environment; one run directory per run.",
+        add_help=add_help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--algo", default=DEFAULT_ALGO, help=f"one of: {', '.join(ALGOS)}")
+    p.add_argument("--env", default=None, help="environment id (envs_jax.make; gymnax ids pass through); default per algo")
+    p.add_argument("--seed", type=int, default=0, help="base seed")
+    p.add_argument("--num-seeds", type=int, default=1, help="seeds trained side by side in one vmapped program")
+    p.add_argument("--out", default=None, help="run directory (default runs/<algo>-<env>-<time>)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--log-every", type=int, default=0, help="updates per compiled chunk (progress, metrics); 0 = about 1/50 of the run")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="updates between checkpoints; 0 = every 10 chunks")
+    p.add_argument("--no-data-parallel", action="store_true", help="do not split envs across local devices")
+    return p
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
+    pre, _ = _base_parser(add_help=False).parse_known_args(argv)
+    if pre.algo not in ALGOS:
+        raise UsageError(f"unknown algorithm {pre.algo!r}; choose one of: {', '.join(ALGOS)}")
+    algo = ALGOS[pre.algo]
+    parser = _base_parser(add_help=True)
+    classes = {name: _load(target) for name, target in algo.configs.items()}
+    seen: dict[str, str] = {}
+    for name, cls in classes.items():
+        group = parser.add_argument_group(f"{name} config ({cls.__module__}.{cls.__name__})")
+        for f in _config_fields(cls):
+            if f.name in seen:
+                raise RuntimeError(f"config field {f.name!r} appears in {seen[f.name]} and {name}")
+            seen[f.name] = name
+            default = _field_default(f)
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            group.add_argument(_flag(f.name), dest=f"cfg__{name}__{f.name}", default=None, metavar="V", help=f"default: {shown}")
+    args = parser.parse_args(argv)
+    overrides: dict[str, dict[str, Any]] = {name: {} for name in classes}
+    for key, text in vars(args).items():
+        if key.startswith("cfg__") and text is not None:
+            _, name, field = key.split("__")
+            default = _field_default(next(f for f in _config_fields(classes[name]) if f.name == field))
+            try:
+                overrides[name][field] = _parse_value(text, default)
+            except ValueError as e:
+                raise UsageError(f"{_flag(field)}: {e}") from None
+    return args, overrides
+
+
+def build_configs(algo: Algo, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    configs = {}
+    for name, target in algo.configs.items():
+        try:
+            configs[name] = _load(target)(**overrides.get(name, {}))
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+    return configs
+
+
+def _json_configs(configs: dict[str, Any]) -> dict[str, dict]:
+    return {name: dataclasses.asdict(cfg) for name, cfg in configs.items()}
+
+
+def _from_json_configs(algo: Algo, stored: dict[str, dict]) -> dict[str, Any]:
+    configs = {}
+    for name, target in algo.configs.items():
+        cls = _load(target)
+        values = dict(stored[name])
+        for f in _config_fields(cls):  # JSON turns tuples into lists
+            if isinstance(_field_default(f), tuple) and isinstance(values.get(f.name), list):
+                values[f.name] = tuple(values[f.name])
+        configs[name] = cls(**values)
+    return configs
+
+
+# -- the run --------------------------------------------------------------------------
+def train(
+    algo_name: str,
+    env_id: str,
+    configs: dict[str, Any],
+    *,
+    seed: int,
+    num_seeds: int,
+    out: Path,
+    log_every: int = 0,
+    checkpoint_every: int = 0,
+    data_parallel: bool = True,
+    resume: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Train and write the run directory. Returns the process exit code."""
+    import jax
+    import numpy as np
+
+    from ppo_jax.engine import device_mesh
+    from ppo_jax.run import Checkpoints, Progress, RunDir, metric_rows
+    from ppo_jax.trainer import finalize
+
+    algo = ALGOS[algo_name]
+    if num_seeds < 1:
+        raise UsageError(f"--num-seeds must be positive, got {num_seeds}")
+    mesh = None
+    if algo.data_parallel and data_parallel and jax.local_device_count() > 1:
+        mesh = device_mesh()
+    try:
+        trainer = algo.build(env_id, configs, mesh)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+    total = int(trainer.num_updates)
+    chunk = log_every if log_every > 0 else max(1, total // 50)
+    ckpt_every = checkpoint_every if checkpoint_every > 0 else 10 * chunk
+    if chunk < 1 or ckpt_every < 1:
+        raise UsageError("--log-every and --checkpoint-every must be positive")
+
+    run_dir = RunDir(out)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    init = jax.jit(jax.vmap(trainer.init))
+    ckpts = Checkpoints(run_dir.path / "checkpoints")
+    done = 0
+    if resume:
+        latest = ckpts.latest()
+        if latest is None:
+            raise UsageError(f"{run_dir.path} has no checkpoint to resume from")
+        states = ckpts.restore(latest, jax.eval_shape(init, keys))
+        done = int(latest)
+        run_dir.truncate_metrics(done)
+        if not quiet:
+            print(f"resumed {run_dir.path} at update {done}/{total}", file=sys.stderr)
+    else:
+        run_dir.write_config(
+            {
+                "algo": algo_name,
+                "env": env_id,
+                "seed": seed,
+                "num_seeds": num_seeds,
+                "log_every": chunk,
+                "checkpoint_every": ckpt_every,
+                "configs": _json_configs(configs),
+                "num_updates": total,
+                "steps_per_update": int(trainer.steps_per_update),
+            }
+        )
+        if run_dir.metrics_path.exists():
+            run_dir.metrics_path.unlink()
+        t0 = time.perf_counter()
+        states = jax.block_until_ready(init(keys))
+        ckpts.save(0, states)
+        if not quiet:
+            print(f"initialised {num_seeds} seed(s) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+    compiled: dict[int, Any] = {}
+
+    def chunk_fn(n: int):
+        if n not in compiled:
+            t0 = time.perf_counter()
+            fn = jax.jit(jax.vmap(lambda s: trainer.run(s, n)))
+            compiled[n] = fn.lower(states).compile()
+            if not quiet:
+                print(f"compiled {n}-update chunk in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        return compiled[n]
+
+    progress = Progress(total, int(trainer.steps_per_update), done, stream=sys.stderr if not quiet else open("/dev/null", "w"))
+    last_saved = done
+    try:
+        while done < total:
+            n = min(chunk, total - done)
+            fn = chunk_fn(n)
+            t0 = time.perf_counter()
+            new_states, metrics = fn(states)
+            metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
+            elapsed = time.perf_counter() - t0
+            steps_per_sec = n * trainer.steps_per_update * num_seeds / elapsed
+            bad = np.asarray(metrics.get("nonfinite", np.zeros((num_seeds, n)))) > 0
+            if bad.any():
+                first = int(np.argmax(bad.any(axis=0)))
+                run_dir.append_metrics(metric_rows({k: v[:, : first + 1] for k, v in metrics.items()}, done))
+                print(
+                    f"error: non-finite loss at update {done + first + 1} (seed(s) "
+                    f"{np.flatnonzero(bad[:, first]).tolist()}); stopped; the last good checkpoint is update "
+                    f"{ckpts.latest()} in {run_dir.path / 'checkpoints'}",
+                    file=sys.stderr,
+                )
+                run_dir.plot_curve(f"{algo_name} on {env_id}")
+                return 2
+            states = new_states
+            run_dir.append_metrics(metric_rows(metrics, done, {"steps_per_sec": steps_per_sec}))
+            done += n
+            if done // ckpt_every > last_saved // ckpt_every or done == total:
+                ckpts.save(done, states)
+                last_saved = done
+            latest_return = float(np.mean(metrics["return"][:, -1])) if "return" in metrics else None
+            progress.update(done, latest_return, steps_per_sec)
+    finally:
+        progress.close()
+        ckpts.close()
+    run_dir.plot_curve(f"{algo_name} on {env_id} ({num_seeds} seed{'s' if num_seeds > 1 else ''})")
+    finalize(trainer, states, run_dir.path)
+    if not quiet:
+        final = run_dir.read_metrics()[-1]
+        print(f"done: {run_dir.path}  final return per seed: {final.get('return')}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args, overrides = parse_args(argv)
+        if args.resume:
+            from ppo_jax.run import RunDir
+
+            stored = RunDir(args.resume).read_config()
+            algo = ALGOS[stored["algo"]]
+            return train(
+                stored["algo"],
+                stored["env"],
+                _from_json_configs(algo, stored["configs"]),
+                seed=stored["seed"],
+                num_seeds=stored["num_seeds"],
+                out=Path(args.resume),
+                log_every=stored["log_every"],
+                checkpoint_every=stored["checkpoint_every"],
+                data_parallel=not args.no_data_parallel,
+                resume=True,
+            )
+        algo = ALGOS[args.algo]
+        env_id = args.env or algo.default_env
+        configs = build_configs(algo, overrides)
+        out = Path(args.out) if args.out else Path("runs") / f"{args.algo}-{env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if args.num_seeds < 1:
+            raise UsageError(f"--num-seeds must be positive, got {args.num_seeds}")
+        return train(
+            args.algo,
+            env_id,
+            configs,
+            seed=args.seed,
+            num_seeds=args.num_seeds,
+            out=out,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            data_parallel=not args.no_data_parallel,
+        )
+    except (UsageError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
