@@ -1,0 +1,170 @@
+"""The three objectives for the memory precisions ``sigma`` and their stochastic gradients.
+
+Notation: a trajectory ``tau = (s_0, zeta_0, a_0, r_0, ..., s_{T-1}, zeta_{T-1}, a_{T-1}, r_{T-1})``
+of length ``T`` under soft Thompson sampling ``pi(a|s,zeta)`` (see ``memory.py``);
+``KL_sa = KL(N(q_sa, sigma_sa^2) || N(q_sa, sigma_base^2))``; ``KL(s) = sum_a KL_sa``;
+``H_t = H(pi(.|s_t, zeta_t))``; ``lambda`` the price of precision.
+
+1. ``"dra"``: the original DRA objective (Patel, Acerbi & Pouget 2020, Sec. 2), a
+   *storage* cost paid once for the whole table::
+
+       F_DRA(sigma) = E_tau[ sum_t r_t ] - lambda * sum_{s,a} KL_sa
+
+2. ``"elbo_access"``: Acerbi's note, Eq. 8 (the ELBO of RL-as-inference with a fresh
+   memory read at every step): reward, the KL paid at every *visited* state (access
+   cost) and the entropy of the action distribution::
+
+       F_8(sigma) = E_tau[ sum_t ( r_t - lambda * KL(s_t) + lambda * H_t ) ]
+
+3. ``"elbo_storage"``: Acerbi's note, Eq. 10: the same ELBO when every step reads the whole
+   store (each step pays ``lambda * sum KL``), divided by the trajectory length ``T``:
+   a storage cost with the reward rescaled by ``1/T`` and a ``(lambda/T)`` entropy term::
+
+       F_10(sigma) = E_tau[ (1/T) sum_t r_t + (lambda/T) sum_t H_t ] - lambda * sum_{s,a} KL_sa
+
+   ``T`` is each trajectory's own length, or the fixed ``horizon_T`` when that is > 0.
+
+The note is not in this repository; the bodies of Eqs. 8 and 10 above are written from the
+issue's description of them (access cost along the trajectory plus action entropy; storage
+cost with rescaled reward and a ``(lambda/T)`` entropy term) and the derivation sketched here.
+
+Gradients (``d/d sigma``). The trajectory depends on ``sigma`` only through the choices
+given ``zeta``; with ``e_t = d log pi(a_t|s_t,zeta_t)/d sigma`` (``memory.score_sigma``)::
+
+    d/dsigma E[ G(tau; sigma) ] = E[ G * sum_t e_t ] + E[ dG/dsigma |_(tau, zeta fixed) ]
+
+The first (score-function) part is estimated with one of the original's three signals
+``Psi_t`` (``baseline``):
+
+* ``"R"``: the whole trajectory's objective value ``G`` times ``sum_t e_t`` (unbiased);
+* ``"Q"``: ``Psi_t = q(s_t, a_t)`` times ``e_t`` (actor-critic, the learned ``q`` as critic);
+* ``"A"``: ``Psi_t = q(s_t, a_t) - mean_a q(s_t, a)`` (advantage; the original's default).
+
+With ``"Q"``/``"A"`` the critic ``q`` values environment reward only: the effect of a choice
+on *future* access costs and entropies (objectives 2 and 3) is left out, as the original
+leaves future costs out of its critic. The pathwise part is exact: ``-lambda * dKL(s_t)``
+at every visit (objective 2, ``memory.kl_gaussian_grad``), ``lambda * dH_t`` (objectives 2
+and 3, ``memory.entropy_grad_sigma``); the storage KL's closed-form gradient
+``lambda * (sigma/sigma_base^2 - 1/sigma)`` (objectives 1 and 3) is added once per update.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from dra_jax import memory
+
+OBJECTIVES = ("dra", "elbo_access", "elbo_storage")
+BASELINES = ("A", "Q", "R")
+
+# Which objectives pay the storage cost (KL of the whole table, once per update).
+STORAGE_COST = {"dra": True, "elbo_access": False, "elbo_storage": True}
+
+
+class RolloutStats(NamedTuple):
+    """Sums along one trajectory, every table of shape ``(S, A)``.
+
+    score:    sum_t e_t * Psi_t  ('A', 'Q') or sum_t e_t ('R'); ``e_t`` placed at row s_t
+    ent_grad: sum_t dH_t/dsigma (pathwise, at row s_t)
+    kl_grad:  sum_t dKL(s_t)/dsigma (at row s_t): the access cost's pathwise gradient
+    ret:      sum_t r_t (undiscounted)
+    ent:      sum_t H_t
+    kl_visits: sum_t KL(s_t)
+    length:   T
+    """
+
+    score: jax.Array
+    ent_grad: jax.Array
+    kl_grad: jax.Array
+    ret: jax.Array
+    ent: jax.Array
+    kl_visits: jax.Array
+    length: jax.Array
+
+
+def check_names(objective: str, baseline: str) -> None:
+    """One clear error for an unknown objective or baseline (outside jit)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; choose one of {BASELINES}")
+
+
+def objective_id(objective) -> jax.Array:
+    """Name -> int32 index into ``OBJECTIVES`` (arrays pass through, for vmapped sweeps)."""
+    if isinstance(objective, str):
+        check_names(objective, "A")
+        return jnp.asarray(OBJECTIVES.index(objective), jnp.int32)
+    return jnp.asarray(objective, jnp.int32)
+
+
+def baseline_id(baseline) -> jax.Array:
+    """Name -> int32 index into ``BASELINES`` (arrays pass through)."""
+    if isinstance(baseline, str):
+        check_names("dra", baseline)
+        return jnp.asarray(BASELINES.index(baseline), jnp.int32)
+    return jnp.asarray(baseline, jnp.int32)
+
+
+# The objective and the baseline are traced integers (index into OBJECTIVES / BASELINES), so
+# one compiled program serves all nine combinations and a sweep over them can be vmapped.
+def psi(baseline: jax.Array, q_s: jax.Array, action: jax.Array) -> jax.Array:
+    """The per-step signal ``Psi_t`` multiplying the score: 'A' advantage, 'Q' value,
+    'R' 1 (the trajectory's value multiplies the summed score later)."""
+    qa = q_s[action]
+    return jnp.stack([qa - jnp.mean(q_s), qa, jnp.ones_like(qa)])[baseline]
+
+
+def _length(stats: RolloutStats, horizon_T: float) -> jax.Array:
+    if horizon_T > 0:
+        return jnp.asarray(horizon_T, jnp.float32)
+    return jnp.maximum(stats.length, 1).astype(jnp.float32)
+
+
+def _values(stats: RolloutStats, lmbda, storage_kl, horizon_T: float) -> jax.Array:
+    """The trajectory's value under objectives 1, 2 (Eq. 8), 3 (Eq. 10), stacked ``(3,)``."""
+    T = _length(stats, horizon_T)
+    return jnp.stack([
+        stats.ret - lmbda * storage_kl,
+        stats.ret - lmbda * stats.kl_visits + lmbda * stats.ent,
+        (stats.ret + lmbda * stats.ent) / T - lmbda * storage_kl,
+    ])
+
+
+def trajectory_value(objective: jax.Array, stats: RolloutStats, lmbda, storage_kl, horizon_T: float = 0.0):
+    """One trajectory's estimate of the objective (1: DRA, 2: note Eq. 8, 3: note Eq. 10);
+    ``storage_kl = sum_{s,a} KL_sa`` of the current table."""
+    return _values(stats, lmbda, storage_kl, horizon_T)[objective_id(objective)]
+
+
+def trajectory_gradient(objective: jax.Array, baseline: jax.Array, stats: RolloutStats, lmbda,
+                        horizon_T: float = 0.0) -> jax.Array:
+    """One trajectory's gradient estimate ``(S, A)`` of the objective w.r.t. sigma, without
+    the storage KL term (added once per update by ``storage_gradient``)."""
+    objective, baseline = objective_id(objective), baseline_id(baseline)
+    is_R = baseline == BASELINES.index("R")
+    T = _length(stats, horizon_T)
+    # Value whose score-function gradient is taken when baseline == 'R' (storage KL aside:
+    # it does not depend on the trajectory, and E[sum_t e_t] = 0).
+    G = jnp.stack([
+        stats.ret,
+        stats.ret - lmbda * stats.kl_visits + lmbda * stats.ent,
+        (stats.ret + lmbda * stats.ent) / T,
+    ])[objective]
+    critic_scale = jnp.stack([1.0, 1.0, 1.0 / T])[objective]
+    scale = jnp.where(is_R, G, critic_scale)
+    pathwise = jnp.stack([
+        jnp.zeros_like(stats.score),
+        lmbda * (stats.ent_grad - stats.kl_grad),
+        (lmbda / T) * stats.ent_grad,
+    ])[objective]
+    return scale * stats.score + pathwise
+
+
+def storage_gradient(objective: jax.Array, sigma: jax.Array, sigma_base, lmbda) -> jax.Array:
+    """``-lambda * dKL/dsigma`` for the storage-cost objectives (1 and 3), zero for Eq. 8."""
+    pays = jnp.asarray([STORAGE_COST[o] for o in OBJECTIVES])[objective_id(objective)]
+    return jnp.where(pays, -lmbda * memory.kl_gaussian_grad(sigma, sigma_base), 0.0)
