@@ -33,6 +33,8 @@ Episode: ``max_steps_in_episode = 100`` tasks (our choice; the reference gives n
 empty at reset; the 100th task ends the episode (``terminated`` and ``truncated`` both True;
 the remaining-time fraction is in the observation).
 
+``info`` adds ``completion_time`` (T), ``deadline`` (D) and ``inter_arrival`` (dt), seconds.
+
 Observation (float32, 21): ``q_j / D`` clipped to ``[0, queue_obs_clip]`` (9; 1 means a
 server's backlog alone uses up the current task's deadline), one-hot of the task's user (9),
 ``B / max_u B_u``, ``C / max_u C_u``, and the fraction of the episode left.
@@ -160,7 +162,7 @@ class PaspoCompute(AllocationEnv):
         queue = jnp.maximum(jnp.where(used, T, state.queue) - dt, 0.0)
         user, bits, cycles = self._new_task(k_task, params)
         new_state = ComputeState(queue=queue, user=user, bits=bits, cycles=cycles, time=state.time + 1)
-        info = {"completion_time": completion, "deadline": D}
+        info = {"completion_time": completion, "deadline": D, "inter_arrival": dt}
         return self.get_obs(new_state, params), new_state, reward, self.is_terminated(new_state, params), info
 
     def reset_env(self, key, params):
