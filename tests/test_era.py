@@ -173,7 +173,8 @@ def test_invalid_action_stays_and_uses_protection_rule():
     # (b) holds now: resources 1, 2 on nodes 4, 1 (adjacent). Action breaks (b): 4 and 3 are 3 hops apart.
     s = state([3, 4, 1], 6)
     a = jnp.array([3, 4, 3])
-    _, s2, r, _, info = jit_step(env)(jax.random.key(0), s, a, forced_attack(params, 4))
+    sure = forced_attack(params, 4).replace(protect_prob_invalid=0.0)  # no luck: (b) must do it
+    _, s2, r, _, info = jit_step(env)(jax.random.key(0), s, a, sure)
     assert not bool(info["valid"]) and float(info["violation"]) == 1.0
     np.testing.assert_array_equal(s2.pos, [3, 4, 1])  # stayed
     assert float(r) == pytest.approx(1.1) and bool(info["protected"])  # v1 node 4 def_rew, no cost
@@ -221,21 +222,26 @@ def softmax_attack_law(d: dict, last: int, eps: float = 0.05, plan: int | None =
     return eps * avail / avail.sum() + (1 - eps) * law
 
 
-@pytest.mark.parametrize("version,last", [(3, 2), (5, 10)])
-def test_attacker_matches_softmax_formula_empirically(version, last):
-    d = load(version)
-    env, params = make(f"ERA-v{version}")
-    want = softmax_attack_law(d, last)
-    np.testing.assert_allclose(np.asarray(env.attack_probs(state([0, 0, 0], last), params)), want, atol=1e-6)
+def test_attacker_matches_softmax_formula_exactly_and_empirically():
+    for version in (1, 3):  # the exact law, no sampling
+        env, params = make(f"ERA-v{version}")
+        for last in (0, 2, env.num_tgt):
+            got = env.attack_probs(state([0, 0, 0], last), params)
+            np.testing.assert_allclose(np.asarray(got), softmax_attack_law(load(version), last), atol=1e-6)
+    d = load(5)
+    env, params = make("ERA-v5")
     n = 20000
-    keys = jax.random.split(jax.random.key(version), n)
     step = jax.jit(jax.vmap(env.step_env, in_axes=(0, None, None, None)))
-    _, _, _, _, info = step(keys, state([0, 0, 0], last), jnp.array([0, 0, 0]), params)
-    counts = np.bincount(np.asarray(info["attacked"]), minlength=len(want))
-    if last < len(want):
-        assert counts[last] == 0  # never the node attacked last step
-    keep = want > 0
-    assert stats.chisquare(counts[keep], n * want[keep] / want[keep].sum()).pvalue > 1e-3
+    for last in (10, 4):  # first step of an episode (all nodes open); node 4 attacked last step
+        want = softmax_attack_law(d, last)
+        np.testing.assert_allclose(np.asarray(env.attack_probs(state([0, 0, 0], last), params)), want, atol=1e-6)
+        keys = jax.random.split(jax.random.key(last), n)
+        _, _, _, _, info = step(keys, state([0, 0, 0], last), jnp.array([0, 0, 0]), params)
+        counts = np.bincount(np.asarray(info["attacked"]), minlength=10)
+        if last < 10:
+            assert counts[last] == 0  # never the node attacked last step
+        keep = want > 0
+        assert stats.chisquare(counts[keep], n * want[keep] / want[keep].sum()).pvalue > 1e-3
 
 
 def test_episode_plan_draw_keeps_one_plan_drawn_with_dist_payoff():
@@ -247,6 +253,8 @@ def test_episode_plan_draw_keeps_one_plan_drawn_with_dist_payoff():
     _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(3), 6000), params)
     counts = np.bincount(np.asarray(states.plan), minlength=3)
     assert stats.chisquare(counts, 6000 * np.array(d["att_param"]["dist_payoff"])).pvalue > 1e-3
+    _, s2, _, _, _ = jit_step(env)(jax.random.key(0), state([0, 0, 0], 9, plan=2), jnp.array([0, 0, 0]), params)
+    assert int(s2.plan) == 2  # kept for the whole episode
 
 
 # ------------------------------------------------------------------------------ observation
