@@ -33,7 +33,7 @@ Dynamics of one step (``step_env``), as the original code behaves:
    else ``def_plt[z]``, minus ``sum_l cost(pos[l] -> a[l])``. ``move_cost="bfs_path"``
    (default, the original) charges the summed edge cost along the fewest-hop path (BFS,
    ascending-index tie-break = ``networkx.shortest_path``); ``"min_cost"`` charges the least
-   edge-cost path. They differ on 8 node pairs of v2 and 30 of v5 (e.g. v5 0->1: 0.13
+   edge-cost path. They differ on 8 ordered node pairs of v2 and 30 of v5 (v5 0->1: 0.13
    direct vs 0.07 via node 2).
 4. Invalid action (the original): resources stay where they are, no move cost, no penalty;
    ``z`` counts as protected if a resource sits on it and rule (b) holds for the current
