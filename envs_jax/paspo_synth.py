@@ -186,11 +186,6 @@ class PaspoSynth(AllocationEnv):
     def observation_space(self, params=None) -> spaces.Box:
         return spaces.Box(0.0, 1.0, (NUM_STATES,), jnp.float32)
 
-    def state_space(self, params=None) -> spaces.Dict:
-        return spaces.Dict(
-            {"s": spaces.Discrete(NUM_STATES), "time": spaces.Discrete(params.max_steps_in_episode + 1)}
-        )
-
 
 def make_synth(
     n: int = 7,

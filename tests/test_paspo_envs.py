@@ -222,6 +222,8 @@ def test_info_violation_and_is_valid_equal_numpy(envs, rollouts, eid):
     slack = np.einsum("kmn,kn->km", A, a) - b
     expected = np.maximum(slack, 0).sum(1)
     np.testing.assert_allclose(np.asarray(ro["info"]["violation"]).reshape(-1), expected, rtol=1e-4, atol=1e-5)
+    expected_max = np.maximum(slack, 0).max(1)
+    np.testing.assert_allclose(np.asarray(ro["info"]["max_violation"]).reshape(-1), expected_max, rtol=1e-4, atol=1e-6)
     assert 0.2 < np.mean(expected > 1e-6) < 1.0  # violating and feasible actions both occur
     valid = np.all(slack <= 1e-6, axis=1) & (np.abs(a.sum(1) - 1) <= 1e-6)
     clear = np.all((slack < -1e-5) | (slack > 1e-5), axis=1)  # away from float32 round-off
@@ -240,7 +242,9 @@ def test_is_valid_on_vertices_interior_and_outside_points(envs, name, eid):
     centre, radius = chebyshev_center(A, b, n)
     assert radius > 1e-3
     for v in vertices:
-        assert bool(env.is_valid(state, jnp.asarray(v, jnp.float32), params, tol=1e-5))
+        # with unit-norm rows, float32 round-off at a vertex stays below the default 1e-6 per
+        # row; the summed violation adds it up over all near-active rows (synth7: ~2e-6)
+        assert bool(env.is_valid(state, jnp.asarray(v, jnp.float32), params))
         assert float(env.violation(state, jnp.asarray(v, jnp.float32), params)) < 1e-5
         # halfway to the centre is strictly inside
         assert bool(env.is_valid(state, jnp.asarray(0.5 * (v + centre), jnp.float32), params))
@@ -416,7 +420,8 @@ def test_hmm_samples_match_its_parameters(envs):
     pi = np.real(evecs[:, np.argmin(np.abs(evals - 1))])
     pi /= pi.sum()
     N = len(z)
-    assert abs(np.mean(z == 1) - pi[1]) < 5 * np.sqrt(pi[0] * pi[1] / N) * 1.5
+    lam = np.trace(T) - 1.0  # second eigenvalue: lag-k autocorrelation of the regime is lam^k
+    assert abs(np.mean(z == 1) - pi[1]) < 5 * np.sqrt(pi[0] * pi[1] / N * (1 + abs(lam)) / (1 - abs(lam)))
     for k in range(2):
         mask = z == k
         trans = np.mean(z_next[mask] == 1)
@@ -428,7 +433,7 @@ def test_hmm_samples_match_its_parameters(envs):
         scale = np.sqrt(np.outer(np.diag(hmm["covars"][k]), np.diag(hmm["covars"][k])))
         assert np.max(np.abs(cov - hmm["covars"][k]) / scale) < 0.05
     # Unconditional mean = stationary mixture of the regime means.
-    se_all = np.sqrt(np.diag(np.cov(r.T)) / N) * 2.0  # generous for the (weak) autocorrelation
+    se_all = np.sqrt(np.diag(np.cov(r.T)) / N * (1 + abs(lam)) / (1 - abs(lam)))
     assert np.all(np.abs(r.mean(0) - pi @ hmm["means"]) < 5 * se_all)
 
 
