@@ -1,8 +1,8 @@
-"""A small base for allocation environments (Winkel et al. 2024, Sec. 3).
+"""A small base for allocation environments (Winkel et al., NeurIPS 2024: constrained allocation).
 
 An allocation task hands out one unit of a resource to ``n`` entities at every step: the
 action ``a`` lies on the simplex ``sum(a) = 1, 0 <= a_i <= 1`` and, in addition, in the
-polytope ``A a <= b`` (the paper's Eq. 1). The simplex is *not* among the rows of ``A``.
+polytope ``A a <= b`` (the paper's constrained action set). The simplex is *not* among the rows of ``A``.
 
 Every allocation env here subclasses :class:`AllocationEnv` and so exposes, besides the gymnax
 API:

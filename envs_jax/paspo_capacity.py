@@ -1,7 +1,7 @@
 """``PASPO-capacity-7``: an allocation task whose constraints ``(A, b)`` change with the state.
 
 The PASPO paper (Winkel et al. 2024) assumes one fixed polytope and names state-dependent
-constraints as an open question (its Sec. 6). This env is ours, built to exercise that case:
+constraints as an open question (its open question 2). This env is ours, built to exercise that case:
 ``env.constraints(state, params)`` returns a different ``(A, b)`` in every state, both the
 right-hand side ``b`` and the coefficients ``A``.
 

@@ -1,4 +1,4 @@
-"""``PASPO-compute-9``: distributing compute tasks across servers (Winkel et al. 2024, Sec. 5).
+"""``PASPO-compute-9``: distributing compute tasks across servers (Winkel et al. 2024, experiments).
 
 Data: ``data/paspo_compute_9_servers.json`` (the reference's 9 servers with fixed CPU
 frequencies ``f_j``, 9 users with task size ``B_u`` bits, ``C_u`` cycles and a Poisson rate of

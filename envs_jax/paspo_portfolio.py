@@ -1,4 +1,4 @@
-"""``PASPO-portfolio-13``: constrained portfolio optimisation (Winkel et al. 2024, Sec. 5).
+"""``PASPO-portfolio-13``: constrained portfolio optimisation (Winkel et al. 2024, experiments).
 
 Entities: cash (index 0) and 12 NASDAQ stocks (MSFT, BIDU, ADBE, PCAR, NVDA, SBUX, INTU, ADP,
 AMZN, EBAY, AMGN, QCOM; indices 1..12, the order of the data files).

@@ -1,4 +1,4 @@
-"""``PASPO-synth-N``: the synthetic allocation benchmark of Winkel et al. (2024), Sec. 5.
+"""``PASPO-synth-N``: the synthetic allocation benchmark of Winkel et al. (2024).
 
 Each episode has ``max_steps_in_episode = 2`` steps. The state is one of 3 values, shown
 one-hot; it is drawn uniformly at reset and again after every step. The reward of allocating
@@ -103,8 +103,9 @@ def random_polytope(
 
     Every halfspace keeps ``x0`` strictly inside, so the polytope is non-empty with an
     interior; each cuts a fraction ``1 - q`` of the simplex's volume (about 11% for n = 20,
-    5% for n = 50, 2% for n = 100 with the defaults), and the vertices of the simplex are cut
-    by many rows, so concentrated allocations are constrained. The same ``(n, seed, ...)`` gives
+    5% for n = 50, 2% for n = 100 with the defaults). The cuts overlap, so with the defaults
+    about 14-16% of the simplex remains (measured for n = 20, 50, 100, seeds 0-3), and every
+    vertex of the simplex is cut, so concentrated allocations are constrained. The same ``(n, seed, ...)`` gives
     the same polytope. Rows have unit norm.
     """
     if n < 2:
