@@ -223,16 +223,26 @@ def train(
     import jax
     import numpy as np
 
-    from ppo_jax.engine import device_mesh
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from ppo_jax.engine import ENV_AXIS, device_mesh
     from ppo_jax.run import Checkpoints, Progress, RunDir, metric_rows
     from ppo_jax.trainer import finalize
 
     algo = ALGOS[algo_name]
     if num_seeds < 1:
         raise UsageError(f"--num-seeds must be positive, got {num_seeds}")
-    mesh = None
-    if algo.data_parallel and data_parallel and jax.local_device_count() > 1:
-        mesh = device_mesh()
+    # Several local devices: one seed -> its envs are split across the devices (the
+    # engine's mesh); several seeds -> whole seeds are placed on different devices.
+    mesh, seed_sharding = None, None
+    ndev = jax.local_device_count()
+    if data_parallel and ndev > 1:
+        if num_seeds == 1 and algo.data_parallel:
+            mesh = device_mesh()
+        elif num_seeds % ndev == 0:
+            seed_sharding = NamedSharding(device_mesh(), PartitionSpec(ENV_AXIS))
+        elif not quiet:
+            print(f"note: {num_seeds} seeds do not divide over {ndev} devices; running on one device", file=sys.stderr)
     try:
         trainer = algo.build(env_id, configs, mesh)
     except ValueError as e:
@@ -246,6 +256,8 @@ def train(
 
     run_dir = RunDir(out)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    if seed_sharding is not None:
+        keys = jax.device_put(keys, seed_sharding)
     init = jax.jit(jax.vmap(trainer.init))
     ckpts = Checkpoints(run_dir.path / "checkpoints")
     done = 0
