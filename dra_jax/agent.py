@@ -193,23 +193,26 @@ def gradient_rollout(key, agent: AgentState, hyper: Hyper, beta, task: TabularTa
         obs2, env_state2, r, terminated, _ = env.step_env(k_step, env_state, a, env_params)
         truncated = env.is_truncated(env_state2, env_params) | (st.length + 1 >= spec.max_steps)
         e = memory.score_sigma(a, zeta, pi, beta) * objectives.psi(hyper.baseline, q[s], a)
-        st = objectives.RolloutStats(
+        st = st._replace(
             score=st.score.at[s].add(e),
             ent_grad=st.ent_grad.at[s].add(memory.entropy_grad_sigma(zeta, pi, beta)),
-            kl_grad=st.kl_grad.at[s].add(kl_grad_tab[s]),
+            visits=st.visits.at[s].add(1.0),
             ret=st.ret + r,
             ent=st.ent + memory.entropy(pi),
-            kl_visits=st.kl_visits + kl_row_sums[s],
             length=st.length + 1,
         )
         return (key, env_state2, obs2, terminated | truncated, st)
 
     st0 = objectives.RolloutStats(
         score=zeros, ent_grad=zeros, kl_grad=zeros, ret=jnp.asarray(0.0), ent=jnp.asarray(0.0),
-        kl_visits=jnp.asarray(0.0), length=jnp.asarray(0),
+        kl_visits=jnp.asarray(0.0), length=jnp.asarray(0), visits=jnp.zeros(task.num_states),
     )
     *_, st = jax.lax.while_loop(cond, body, (key, env_state, obs, jnp.asarray(False), st0))
-    return st
+    # The access cost and its pathwise gradient depend on the visits only.
+    return st._replace(
+        kl_grad=st.visits[:, None] * kl_grad_tab,
+        kl_visits=jnp.dot(st.visits, kl_row_sums),
+    )
 
 
 def sigma_gradient(keys, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):

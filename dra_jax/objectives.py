@@ -74,6 +74,7 @@ class RolloutStats(NamedTuple):
     ent:      sum_t H_t
     kl_visits: sum_t KL(s_t)
     length:   T
+    visits:   (S,) number of visits of each state
     """
 
     score: jax.Array
@@ -83,6 +84,7 @@ class RolloutStats(NamedTuple):
     ent: jax.Array
     kl_visits: jax.Array
     length: jax.Array
+    visits: jax.Array
 
 
 def check_names(objective: str, baseline: str) -> None:

@@ -206,7 +206,8 @@ class DRATrainer:
 
     # ---------------------------------------------------------------------------------
     def evaluate(self, state: TrainState, key: jax.Array, n_episodes: int = 1000) -> dict[str, jax.Array]:
-        """Fresh rollouts of the current agent (no learning): reward, cost and objectives."""
+        """Fresh rollouts of the current agent (no learning): reward, storage and access
+        cost, the value of each of the three objectives, mean visits per state."""
         task, spec, hyper = self.task, self.spec, state.hyper
         params = task.params_for_trial(task.env_params, state.trial)
         beta = self._beta(hyper, state.trial)
@@ -218,7 +219,8 @@ class DRATrainer:
         out = {"reward": jnp.mean(stats.ret), "cost": hyper.lmbda * kl_total,
                "access_cost": hyper.lmbda * jnp.mean(stats.kl_visits),
                "entropy": jnp.mean(stats.ent),
-               "episode_length": jnp.mean(stats.length.astype(jnp.float32))}
+               "episode_length": jnp.mean(stats.length.astype(jnp.float32)),
+               "visits": jnp.mean(stats.visits, axis=0)}  # (S,) mean visits per episode
         for i, obj in enumerate(objectives.OBJECTIVES):
             out[f"objective_{obj}"] = jnp.mean(
                 jax.vmap(lambda st: objectives.trajectory_value(i, st, hyper.lmbda, kl_total, spec.horizon_T))(stats)

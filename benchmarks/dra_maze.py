@@ -1,0 +1,245 @@
+"""DRA on the 6x9 maze: original settings vs the original's saved values, convergence for
+sigma0 in {1, 3, 4, 5}, the three objectives side by side, and equal precision.
+
+    python benchmarks/dra_maze.py            # 5 seeds x 1e4 trials (several minutes on CPU)
+    python benchmarks/dra_maze.py --quick    # 2 seeds x 600 trials (proves it runs)
+
+Prints markdown tables; writes benchmarks/figures/dra_maze_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dra_common import FIG_DIR, evaluate, md_table, mean_sd, maze_trainer, run_chunked
+from dra_jax import objectives, plots
+from dra_jax.trainer import Config
+from envs_jax import dra_tasks
+
+SAVED = {"objective": "-14.1 .. -14.5", "cost": "6.2 .. 6.7", "reward": "-7.7 .. -8.0"}
+
+
+def tail(m, k, n):
+    """Per-agent mean of metric ``k`` over the last ``n`` trials."""
+    return m[k][:, -n:].mean(axis=1)
+
+
+def part_original(args, cfg):
+    print("\n## A. Original settings (beta 10, lambda 0.1, gamma 0.9, lr_q 0.2, lr_sigma 0.1, "
+          f"sigma0 3, sigma_base 5, 10 rollouts), {args.seeds} seeds, {args.trials} trials\n")
+    rows = []
+    keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
+    results = {}
+    for switch in (False, True):
+        tr = maze_trainer(cfg, switch=switch)
+        states = jax.vmap(tr.init)(keys)
+        t0 = time.time()
+        states, m = run_chunked(tr, states, args.trials, args.chunk, f"switch={switch}")
+        wall = time.time() - t0
+        ev = evaluate(tr, states, args.eval_episodes)
+        n_tail = min(500, args.trials // 4)
+        rows.append([
+            "with switch at 3000" if switch else "no switch (as convergence_fig1c.py)",
+            f"final eval ({args.eval_episodes} ep.)", mean_sd(ev["objective_dra"]), mean_sd(ev["cost"]),
+            mean_sd(ev["reward"]), mean_sd(ev["episode_length"]),
+        ])
+        rows.append(["", f"last {n_tail} trials", mean_sd(tail(m, "objective_dra", n_tail)),
+                     mean_sd(tail(m, "cost", n_tail)), mean_sd(tail(m, "return", n_tail)),
+                     mean_sd(tail(m, "episode_length", n_tail))])
+        if switch and args.trials >= 3000:
+            pre = slice(2500, 3000)
+            rows.append(["", "trials 2500-3000 (before switch)",
+                         mean_sd(m["objective_dra"][:, pre].mean(1)), mean_sd(m["cost"][:, pre].mean(1)),
+                         mean_sd(m["return"][:, pre].mean(1)), mean_sd(m["episode_length"][:, pre].mean(1))])
+        results[switch] = (tr, states, m, wall)
+    rows.append(["original's saved values", "final", SAVED["objective"], SAVED["cost"], SAVED["reward"], ""])
+    print(md_table(["run", "measured on", "objective", "cost", "reward", "episode length"], rows))
+    tr, states, m, wall = results[True]
+    plots.plot_allocation(
+        tr.task, states.snapshot, states.agent, float(cfg.beta), FIG_DIR / "dra_maze_allocation.png",
+        before_label=f"trial {tr.snapshot_trial + 1} (before switch)", after_label=f"trial {args.trials}",
+    )
+    print(f"\n(wall time with switch, {args.seeds} vmapped agents: {wall:.1f}s; figure "
+          "benchmarks/figures/dra_maze_allocation.png)")
+    return results
+
+
+def part_convergence(args, cfg):
+    sig0 = [1.0, 3.0, 4.0, 5.0]
+    print(f"\n## B. Convergence for sigma0 in {sig0} (no switch), {args.seeds} seeds each, one vmapped call\n")
+    tr = maze_trainer(cfg, switch=False)
+    keys = jax.random.split(jax.random.PRNGKey(1), args.seeds * len(sig0))
+    s0 = jnp.repeat(jnp.asarray(sig0), args.seeds)
+    states = jax.vmap(lambda k, s: tr.init_with(k, sigma0=s))(keys, s0)
+    states, m = run_chunked(tr, states, args.trials, args.chunk, "sigma0 sweep")
+    bin_ = max(args.trials // 100, 1)
+    obj = m["objective_dra"].reshape(len(sig0), args.seeds, -1, bin_).mean(-1)
+    cost = m["cost"].reshape(len(sig0), args.seeds, -1, bin_).mean(-1)
+    ret = m["return"].reshape(len(sig0), args.seeds, -1, bin_).mean(-1)
+    x = (np.arange(obj.shape[-1]) + 1) * bin_
+    marks = [i for i in range(obj.shape[-1]) if (i + 1) * bin_ in {args.trials // 10, args.trials // 4, args.trials // 2, args.trials}]
+    rows = []
+    for i, s in enumerate(sig0):
+        rows.append([f"{s:g}"] + [f"{obj[i, :, j].mean():.2f} / {cost[i, :, j].mean():.2f}" for j in marks])
+    print(md_table(["sigma0"] + [f"objective / cost @ {(j + 1) * bin_}" for j in marks], rows))
+    # Trials to reach within 1 of the final objective (mean over seeds, binned).
+    fin = obj.mean(1)[:, -5:].mean(-1)
+    reach = [int(x[np.argmax(obj.mean(1)[i] >= fin[i] - 1.0)]) for i in range(len(sig0))]
+    print("\ntrials until the seed-mean objective is within 1 of its final value: "
+          + ", ".join(f"sigma0={s:g}: {r}" for s, r in zip(sig0, reach)))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax2 = ax.twinx()
+    for i, s in enumerate(sig0):
+        c = f"C{i}"
+        ax.plot(x, obj[i].mean(0), color=c, label=f"sigma0={s:g}")
+        ax.fill_between(x, obj[i].mean(0) - obj[i].std(0), obj[i].mean(0) + obj[i].std(0), color=c, alpha=0.15)
+        ax2.plot(x, cost[i].mean(0), color=c, ls="--")
+    ax.axhspan(-14.5, -14.1, color="k", alpha=0.15, label="orig. saved objective")
+    ax.set_ylim(-50, 0)
+    ax2.set_ylim(0, 30)
+    ax.set_xlabel("trials")
+    ax.set_ylabel("objective (solid)")
+    ax2.set_ylabel("cost (dashed)")
+    ax.legend(loc="center right")
+    ax.set_title(f"DRA maze convergence ({args.seeds} seeds, {bin_}-trial bins)")
+    fig.tight_layout()
+    fig.savefig(FIG_DIR / "dra_maze_convergence.png", dpi=110)
+    plt.close(fig)
+    print("(figure benchmarks/figures/dra_maze_convergence.png)")
+    return obj, cost, ret
+
+
+def part_objectives(args, cfg):
+    print(f"\n## C. The three objectives side by side (no switch), {args.seeds} seeds, one vmapped call\n")
+    tr = maze_trainer(cfg, switch=False)
+    names = list(objectives.OBJECTIVES)
+    keys = jax.random.split(jax.random.PRNGKey(2), args.seeds * len(names))
+    ids = jnp.repeat(jnp.arange(len(names)), args.seeds)
+    states = jax.vmap(lambda k, o: tr.init_with(k, objective=o))(keys, ids)
+    states, m = run_chunked(tr, states, args.trials, args.chunk, "objectives")
+    ev = evaluate(tr, states, args.eval_episodes)
+    rows, sig_cells, ent_cells = [], [], []
+    obstacles = dra_tasks.MAZE_OBSTACLE_MASK.reshape(-1)
+    for i, name in enumerate(names):
+        sl = slice(i * args.seeds, (i + 1) * args.seeds)
+        sig = np.asarray(states.agent.sigma[sl])  # (seeds, S, A)
+        q = np.asarray(states.agent.q[sl])
+        visits = ev["visits"][sl]  # (seeds, S) mean visits per episode
+        visited = visits > 0.05
+        free = ~obstacles[None] & (np.arange(54)[None] != 8)
+        s_cell = sig.mean(-1)
+        w_sig = (s_cell * visits).sum(1) / visits.sum(1)
+        unvisited = np.array([s_cell[j][free[0] & ~visited[j]].mean() if np.any(free[0] & ~visited[j]) else np.nan
+                              for j in range(args.seeds)])
+        rows.append([
+            {"dra": "1: DRA (storage, orig.)", "elbo_access": "2: note Eq. 8 (access)",
+             "elbo_storage": "3: note Eq. 10 (storage, 1/T)"}[name],
+            mean_sd(ev["reward"][sl]), mean_sd(ev["cost"][sl]), mean_sd(ev["access_cost"][sl]),
+            mean_sd(ev["objective_dra"][sl]), mean_sd(ev["objective_elbo_access"][sl]),
+            mean_sd(ev["objective_elbo_storage"][sl]), mean_sd(w_sig),
+            "all visited" if np.all(np.isnan(unvisited)) else f"{np.nanmean(unvisited):.2f}",
+            mean_sd(ev["episode_length"][sl]),
+        ])
+        sig_cells.append(s_cell.mean(0).reshape(6, 9))
+        ent_cells.append(plots.choice_entropy(q, sig, float(cfg.beta)).mean(0).reshape(6, 9))
+    print(md_table(["objective optimised", "reward", "storage cost lam*sum KL", "access cost lam*E sum_t KL(s_t)",
+                    "obj. 1 value", "obj. 2 value", "obj. 3 value", "sigma on visited cells (visit-weighted)",
+                    "sigma on unvisited free cells", "episode length"], rows))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6))
+    for i, name in enumerate(names):
+        for r, (img, lab, cmap) in enumerate(((sig_cells[i], "mean sigma", "magma"), (ent_cells[i], "choice entropy", "cividis"))):
+            ax = axes[r, i]
+            shown = np.where(dra_tasks.MAZE_OBSTACLE_MASK, np.nan, img)
+            shown[0, 8] = np.nan
+            im = ax.imshow(shown, cmap=cmap)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.text(0, 2, "S", ha="center", va="center", color="w", weight="bold")
+            ax.text(8, 0, "G", ha="center", va="center", color="k", weight="bold")
+            ax.set_title(f"{name}: {lab}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"Where each objective puts memory (seed means, {args.trials} trials, no switch)")
+    fig.tight_layout()
+    fig.savefig(FIG_DIR / "dra_maze_objectives.png", dpi=110)
+    plt.close(fig)
+    print("(figure benchmarks/figures/dra_maze_objectives.png)")
+
+
+def part_equal(args, cfg):
+    grid = [0.7, 1.0, 1.3, 1.6, 2.0, 3.0]
+    n = max(args.seeds // 2 + 1, 2)
+    print(f"\n## D. Equal precision (one shared sigma) vs flexible, no switch, {n} seeds\n")
+    tr = maze_trainer(cfg, switch=False)
+    # fixed shared sigma on a grid (lr_sigma = 0), one learned shared sigma, one flexible
+    settings = [dict(sigma0=s, lr_sigma=0.0, allocation=True) for s in grid]
+    settings += [dict(sigma0=3.0, lr_sigma=0.1, allocation=True), dict(sigma0=3.0, lr_sigma=0.1, allocation=False)]
+    labels = [f"equal, fixed sigma={s:g}" for s in grid] + ["equal, learned (sigma0=3)", "flexible (DRA)"]
+    keys = jax.random.split(jax.random.PRNGKey(3), n * len(settings))
+    cols = {k: jnp.repeat(jnp.asarray([s[k] for s in settings]), n) for k in settings[0]}
+    states = jax.vmap(lambda k, a, b, c: tr.init_with(k, sigma0=a, lr_sigma=b, allocation=c))(
+        keys, cols["sigma0"], cols["lr_sigma"], cols["allocation"])
+    states, m = run_chunked(tr, states, args.trials, args.chunk, "equal precision")
+    ev = evaluate(tr, states, args.eval_episodes)
+    rows = []
+    best = None
+    for i, lab in enumerate(labels):
+        sl = slice(i * n, (i + 1) * n)
+        o = ev["objective_dra"][sl].mean()
+        if i < len(grid) and (best is None or o > best[1]):
+            best = (lab, o)
+        rows.append([lab, mean_sd(ev["objective_dra"][sl]), mean_sd(ev["cost"][sl]), mean_sd(ev["reward"][sl]),
+                     f"{np.asarray(states.agent.sigma[sl]).mean():.2f}"])
+    print(md_table(["allocation", "objective", "cost", "reward", "mean sigma"], rows))
+    print(f"\ntuned equal precision: {best[0]} (objective {best[1]:.2f})")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="2 seeds x 600 trials")
+    p.add_argument("--parts", default="ABCD", help="which parts to run (A, B, C, D)")
+    args = p.parse_args()
+    args.seeds = 2 if args.quick else 5
+    args.trials = 600 if args.quick else 10_000
+    args.chunk = 300 if args.quick else 1000
+    args.eval_episodes = 100 if args.quick else 1000
+    FIG_DIR.mkdir(parents=True, exist_ok=True)
+    cfg = Config(n_trials=args.trials)
+    print(f"# DRA maze benchmark ({'quick' if args.quick else 'full'}; jax {jax.__version__}, "
+          f"{jax.devices()[0].platform})")
+    t0 = time.time()
+    if "A" in args.parts:
+        part_original(args, cfg)
+    if "B" in args.parts:
+        part_convergence(args, cfg)
+    if "C" in args.parts:
+        part_objectives(args, cfg)
+    if "D" in args.parts:
+        part_equal(args, cfg)
+    print(f"\ntotal wall time {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
