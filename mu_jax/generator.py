@@ -1,0 +1,188 @@
+"""The candidate-action generator g_theta(s) = (a_1, ..., a_m), a_i ~ pi_theta^i(. | s).
+
+One network, one policy head per candidate (Ahmad et al. 2020, Sec. 4): a convolutional
+torso over the state image (orig: two 3x3 convolutions with 32 channels) and a dense layer
+that outputs the parameters of every head. Three head families:
+
+* ``categorical`` (discrete, e.g. the location game): per candidate ``F`` factors (the
+  facilities), each a categorical over ``K`` values (the cells); an action is ``int [F]``.
+  ``log pi_i(a) = sum_f log softmax(logits_{i,f})[a_f]``.
+* ``beta`` (continuous, actions in ``[0, 1]^d``): per candidate and dimension a Beta with
+  concentrations ``1 + softplus(.)`` (so every head is unimodal).
+* ``gaussian`` (continuous): mean ``sigmoid(.)`` and a learned, state-independent log std per
+  candidate and dimension; the environment clips actions to its box.
+
+The plain-policy baseline uses ``n_heads = 1`` and draws all m candidates i.i.d. from it
+(``expand_heads``).
+
+Orig differences (zfahmad/competition ``networks.py``): its convolutions have no activation
+and each facility's head is one softmax over all ``m * K`` outputs jointly (so a candidate's
+probabilities do not sum to one); we use ReLU between layers and one normalised categorical
+per candidate and facility, which is what the paper describes (one policy per candidate).
+
+Every function below works on one state's head parameters (leading axis = heads); vmap over
+states.
+"""
+
+from __future__ import annotations
+
+import math
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.scipy.stats import beta as beta_dist
+from jax.scipy.stats import norm
+
+HEAD_KINDS = ("categorical", "beta", "gaussian")
+Dist = dict[str, jax.Array]
+
+
+class PatchConv(nn.Module):
+    """3x3 "SAME" convolution (stride 1) written as patches @ kernel (im2col).
+
+    Computes what ``nn.Conv(features, (3, 3), padding="SAME")`` computes, with the same
+    ``kernel [3, 3, C, features]`` and ``bias`` parameters. Reason: XLA:CPU compiles the
+    kernel gradient of a convolution inside ``lax.scan`` (``Trainer.run``) about 20x slower
+    than outside; as a matrix product it is as fast inside as outside.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        H, W, C = x.shape[-3:]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, C, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)])
+        patches = jnp.concatenate([xp[..., i : i + H, j : j + W, :] for i in range(3) for j in range(3)], -1)
+        return patches @ kernel.reshape(9 * C, self.features) + bias
+
+
+class Generator(nn.Module):
+    """Maps a state image ``obs [..., H, W, C]`` to the parameters of ``n_heads`` heads.
+
+    ``action_shape`` is ``(F, K)`` for categorical heads and ``(d,)`` for continuous ones.
+    Returns a dict: ``{"logits": [..., n_heads, F, K]}``, ``{"alpha", "beta": [..., n_heads,
+    d]}`` or ``{"mean", "log_std": [..., n_heads, d]}``.
+    """
+
+    n_heads: int
+    kind: str
+    action_shape: tuple[int, ...]
+    channels: int = 32
+    init_log_std: float = math.log(0.1)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> Dist:
+        x = nn.relu(PatchConv(self.channels)(obs))
+        x = nn.relu(PatchConv(self.channels)(x))
+        x = x.reshape(x.shape[:-3] + (-1,))
+        lead = x.shape[:-1]
+        small = nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
+        if self.kind == "categorical":
+            F, K = self.action_shape
+            logits = nn.Dense(self.n_heads * F * K, kernel_init=small)(x)
+            return {"logits": logits.reshape(lead + (self.n_heads, F, K))}
+        (d,) = self.action_shape
+        if self.kind == "beta":
+            raw = nn.Dense(self.n_heads * d * 2, kernel_init=small)(x).reshape(lead + (self.n_heads, d, 2))
+            return {"alpha": 1.0 + jax.nn.softplus(raw[..., 0]), "beta": 1.0 + jax.nn.softplus(raw[..., 1])}
+        if self.kind == "gaussian":
+            mean = jax.nn.sigmoid(nn.Dense(self.n_heads * d)(x)).reshape(lead + (self.n_heads, d))
+            log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.n_heads, d))
+            return {"mean": mean, "log_std": jnp.broadcast_to(log_std, mean.shape)}
+        raise ValueError(f"unknown head kind {self.kind!r}; expected one of {HEAD_KINDS}")
+
+
+def expand_heads(dist: Dist, m: int) -> Dist:
+    """Broadcast one head to ``m`` i.i.d. candidates (plain policy); ``m`` heads pass through."""
+    n = next(iter(dist.values())).shape[0]
+    if n == m:
+        return dist
+    if n != 1:
+        raise ValueError(f"generator has {n} heads; cannot make {m} candidates from it")
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (m,) + x.shape[1:]), dist)
+
+
+def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
+    """One action per head: ``int [m, F]`` (categorical) or ``float [m, d]`` (continuous).
+
+    Continuous samples are reparametrised (gradients flow to the head parameters through
+    the sample; Beta via the implicit gradient of ``jax.random.gamma``). Wrap ``dist`` in
+    ``stop_gradient`` for score-function use.
+    """
+    if kind == "categorical":
+        return jax.random.categorical(key, dist["logits"], axis=-1).astype(jnp.int32)
+    if kind == "beta":
+        return jax.random.beta(key, dist["alpha"], dist["beta"])
+    if kind == "gaussian":
+        eps = jax.random.normal(key, dist["mean"].shape)
+        return dist["mean"] + jnp.exp(dist["log_std"]) * eps
+    raise ValueError(f"unknown head kind {kind!r}")
+
+
+def log_prob(kind: str, dist: Dist, a: jax.Array) -> jax.Array:
+    """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions)."""
+    if kind == "categorical":
+        logp = jax.nn.log_softmax(dist["logits"], axis=-1)
+        return jnp.take_along_axis(logp, a[..., None], axis=-1)[..., 0].sum(-1)
+    if kind == "beta":
+        eps = 1e-6
+        return beta_dist.logpdf(jnp.clip(a, eps, 1 - eps), dist["alpha"], dist["beta"]).sum(-1)
+    if kind == "gaussian":
+        return norm.logpdf(a, dist["mean"], jnp.exp(dist["log_std"])).sum(-1)
+    raise ValueError(f"unknown head kind {kind!r}")
+
+
+def mode(kind: str, dist: Dist) -> jax.Array:
+    """Most likely action of each head (greedy candidates)."""
+    if kind == "categorical":
+        return jnp.argmax(dist["logits"], axis=-1).astype(jnp.int32)
+    if kind == "beta":
+        a, b = dist["alpha"], dist["beta"]
+        return jnp.clip((a - 1) / jnp.maximum(a + b - 2, 1e-6), 0.0, 1.0)
+    if kind == "gaussian":
+        return dist["mean"]
+    raise ValueError(f"unknown head kind {kind!r}")
+
+
+def head_means(kind: str, dist: Dist) -> jax.Array:
+    """Expected action per continuous head ``[m, d]``."""
+    if kind == "beta":
+        return dist["alpha"] / (dist["alpha"] + dist["beta"])
+    if kind == "gaussian":
+        return dist["mean"]
+    raise ValueError(f"head_means is for continuous heads, got {kind!r}")
+
+
+def diversity(kind: str, dist: Dist) -> jax.Array:
+    """Mean pairwise diversity D of the m heads (scalar, differentiable).
+
+    Categorical: ``D = mean_{i<j} mean_f (1 - sum_c pi_i^f(c) pi_j^f(c))``, the probability
+    that candidates i and j place facility f on different cells. Continuous:
+    ``D = mean_{i<j} |E[a_i] - E[a_j]|_2``, the mean distance between the heads' means.
+    One head gives ``D = 0``.
+    """
+    m = next(iter(dist.values())).shape[0]
+    if m < 2:
+        return jnp.zeros(())
+    iu, ju = jnp.triu_indices(m, k=1)
+    if kind == "categorical":
+        p = jax.nn.softmax(dist["logits"], axis=-1)  # [m, F, K]
+        overlap = jnp.einsum("ifk,jfk->ijf", p, p)  # [m, m, F]
+        return jnp.mean(1.0 - overlap[iu, ju])
+    mu = head_means(kind, dist)
+    diff = mu[iu] - mu[ju]
+    return jnp.mean(jnp.sqrt(jnp.sum(diff**2, -1) + 1e-12))
+
+
+def default_head(action_kind: str) -> str:
+    return "categorical" if action_kind == "discrete" else "beta"
+
+
+def check_head(kind: str, action_kind: str) -> None:
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"unknown head {kind!r}; expected one of {HEAD_KINDS}")
+    if (action_kind == "discrete") != (kind == "categorical"):
+        raise ValueError(f"head {kind!r} does not fit a {action_kind} action space")
+

@@ -1,0 +1,199 @@
+"""Generator objectives of Ahmad, Lelis, Bowling (NeurIPS 2020) as pure loss functions.
+
+Notation: for one state s the generator proposes ``m`` candidates ``a_1..a_m``; ``q [..., m]``
+holds ``Q(s, a_i)`` in candidate order, ``logp [..., m]`` holds ``log pi_theta^i(a_i | s)``.
+Leading axes are batch axes; every loss returns the mean over them of the quantity in its
+docstring, negated (a loss to minimise). ``sg`` is ``jax.lax.stop_gradient``.
+
+Two ways to get a gradient:
+
+* ``pathwise`` (continuous actions, the paper's curling setting): ``q`` is a differentiable
+  function of the candidates, which are differentiable functions of theta; the loss is the
+  negated utility itself (``u_mu``, ``u_max``, ...), differentiated by autodiff.
+* ``score`` (discrete actions, the paper's location game): ``q`` carries no gradient; each
+  loss is a surrogate whose gradient is a score-function (REINFORCE) estimator, one score
+  ``grad log pi_i(a_i)`` per candidate.
+
+Marginal utility (paper Eq. for u_MU)::
+
+    u_MU(s, a_1..m) = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - max_{j<i} Q(s, a_j))^+
+
+The sum telescopes, so in value ``u_MU = max_i Q(s, a_i) = u_MAX``; the objectives differ in
+their gradients. MU's gradient is a *sum of semi-gradients*: the running max
+``M_{i-1} = max_{j<i} Q(s, a_j)`` is held fixed (stop-gradient), so every candidate that
+improves on the ones before it is pushed up, where MAX pushes only the argmax.
+
+Theorem 1 (sampled gradient, discrete generator; as implemented and tested here). With
+independent ``a_i ~ pi_theta^i(. | s)`` define the MU gradient as the sum of semi-gradients
+
+    g_MU = sum_i E_{a_<i} [ grad_theta E_{a_i ~ pi^i_theta} [ u_i(a_i; M_{i-1}) ] ],
+    u_1 = Q(s, a_1),  u_i = (Q(s, a_i) - M_{i-1})^+,  M_{i-1} held fixed.
+
+Then ``g_hat = sum_i u_i(a_i; sg(M_{i-1})) grad_theta log pi^i_theta(a_i | s)`` with
+``a ~ pi_theta`` satisfies ``E[g_hat] = g_MU`` (``mu_score_loss``; tested against
+enumeration of a small problem). The gradient of the *expected* ``u_MU`` (equal to that of
+``u_MAX``) would weight candidate i's score by ``sum_{k>=i} u_k`` instead of ``u_i``; MU
+drops the terms by which a candidate lowers the improvements of later ones.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+sg = jax.lax.stop_gradient
+
+OBJECTIVES = ("mu", "max", "policy", "diversity")
+ESTIMATORS = ("paper", "orig")
+GRADIENTS = ("score", "pathwise")
+
+
+def running_max_before(q: jax.Array) -> jax.Array:
+    """``M_{i-1} = max_{j<i} q_j`` along the last axis (``-inf`` for ``i = 1``); ``[..., m]``."""
+    cm = jax.lax.cummax(q, axis=q.ndim - 1)
+    first = jnp.full(q.shape[:-1] + (1,), -jnp.inf, q.dtype)
+    return jnp.concatenate([first, cm[..., :-1]], axis=-1)
+
+
+def marginal_utilities(q: jax.Array) -> jax.Array:
+    """Per-candidate marginal utility ``u_i`` ``[..., m]`` with the running max stop-gradiented.
+
+    ``u_1 = q_1``; ``u_i = (q_i - sg(max_{j<i} q_j))^+`` for ``i >= 2``. Differentiable in
+    ``q_i`` (the semi-gradient ``1[q_i > M_{i-1}] grad q_i``).
+    """
+    prev = sg(running_max_before(q))
+    rest = jnp.maximum(q[..., 1:] - prev[..., 1:], 0.0)
+    return jnp.concatenate([q[..., :1], rest], axis=-1)
+
+
+def u_mu(q: jax.Array) -> jax.Array:
+    """``u_MU = Q(s,a_1) + sum_{i>=2} (Q(s,a_i) - sg(max_{j<i} Q(s,a_j)))^+``, ``[...]``.
+
+    Equals ``max_i Q(s, a_i)`` in value; its autodiff gradient is MU's sum of semi-gradients.
+    """
+    return marginal_utilities(q).sum(-1)
+
+
+def u_max(q: jax.Array) -> jax.Array:
+    """``u_MAX = max_i Q(s, a_i)``, ``[...]`` (gradient flows to the argmax only)."""
+    return q.max(-1)
+
+
+# --------------------------------------------------------------------------------------
+# Score-function (REINFORCE) surrogates: q has no gradient, logp does.
+# --------------------------------------------------------------------------------------
+
+
+def leave_one_out_baseline(w: jax.Array) -> jax.Array:
+    """``b_s = mean_{s' != s} w_{s'}`` over the first (batch) axis; unbiased for the score term."""
+    B = w.shape[0]
+    if B < 2:
+        raise ValueError("a leave-one-out baseline needs at least 2 states in the batch")
+    return (w.sum(0, keepdims=True) - w) / (B - 1)
+
+
+def _weighted_scores(w: jax.Array, logp: jax.Array, baseline: bool) -> jax.Array:
+    """``-mean_s sum_i sg(w_i - b_i) log pi_i(a_i | s)``; ``w`` broadcastable to ``logp``."""
+    w = sg(jnp.broadcast_to(w, logp.shape))
+    if baseline:
+        w = w - leave_one_out_baseline(w)
+    return -jnp.mean(jnp.sum(w * logp, -1))
+
+
+def mu_score_loss(q: jax.Array, logp: jax.Array, estimator: str = "paper", baseline: bool = False) -> jax.Array:
+    """Negated MU surrogate whose gradient is Theorem 1's sampled gradient.
+
+    ``paper``: ``L = -mean_s sum_i sg(u_i) log pi_i(a_i | s)`` with
+    ``u_1 = Q(s,a_1)``, ``u_i = (Q(s,a_i) - max_{j<i} Q(s,a_j))^+``.
+
+    ``orig`` (the original code, ``losses.marginal_utility`` applied to
+    ``x_i = Q(s,a_i) log pi_i(a_i|s)``): ``L = -mean_s [x_1 + sum_{i>=2} (x_i -
+    sg(max_{j<i} x_j))^+]``. It is kept for comparison; it is not an estimator of the
+    paper's gradient (the running max is taken over ``Q log pi`` rather than over ``Q``).
+
+    ``baseline`` (not in the paper; ``paper`` estimator only): subtract from each ``u_i``
+    the leave-one-out batch mean of ``u_i`` (``[B, m]`` inputs), which keeps the mean.
+    """
+    q = sg(q)
+    if estimator == "paper":
+        return _weighted_scores(marginal_utilities(q), logp, baseline)
+    if estimator == "orig":
+        return -jnp.mean(u_mu(q * logp))
+    raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+
+
+def max_score_loss(q: jax.Array, logp: jax.Array, estimator: str = "paper", baseline: bool = False) -> jax.Array:
+    """Negated MAX surrogate: ``L = -mean_s sg(max_i Q(s,a_i)) sum_i log pi_i(a_i | s)``.
+
+    Its gradient is the unbiased score-function estimator of ``grad E[u_MAX]``. ``orig``:
+    ``L = -mean_s max_i Q(s,a_i) log pi_i(a_i|s)`` (the original code's ``max_obj.py``).
+    ``baseline``: as in ``mu_score_loss``.
+    """
+    q = sg(q)
+    if estimator == "paper":
+        return _weighted_scores(u_max(q)[..., None], logp, baseline)
+    if estimator == "orig":
+        return -jnp.mean(u_max(q * logp))
+    raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+
+
+def policy_score_loss(q: jax.Array, logp: jax.Array, baseline: bool = False) -> jax.Array:
+    """Plain policy (REINFORCE on i.i.d. candidates): ``L = -mean_s sum_i sg(Q(s,a_i)) log pi(a_i|s)``.
+
+    Maximises ``E_{a ~ pi}[Q(s, a)]``; the m candidates are m samples of one policy.
+    """
+    return _weighted_scores(q, logp, baseline)
+
+
+def diversity_score_loss(
+    q: jax.Array, logp: jax.Array, div: jax.Array, weight: float, baseline: bool = False
+) -> jax.Array:
+    """Diversity-regularised objective: ``L = -mean_s [sum_i sg(Q(s,a_i)) log pi_i(a_i|s) + lambda D_s]``.
+
+    Each candidate head maximises its own expected value; ``D_s`` (``generator.diversity``,
+    differentiable in the head parameters) rewards heads that differ; ``lambda = weight``.
+    """
+    return policy_score_loss(q, logp, baseline) - weight * jnp.mean(div)
+
+
+# --------------------------------------------------------------------------------------
+# Pathwise objectives: q is differentiable in the candidates.
+# --------------------------------------------------------------------------------------
+
+
+def pathwise_loss(objective: str, q: jax.Array, div: jax.Array | None = None, weight: float = 0.0) -> jax.Array:
+    """Negated utility for reparametrised candidates.
+
+    mu: ``-u_MU(q)`` (semi-gradients); max: ``-u_MAX(q)``; policy: ``-sum_i Q(s,a_i)``;
+    diversity: ``-(sum_i Q(s,a_i) + lambda D_s)``. Mean over leading axes.
+    """
+    if objective == "mu":
+        return -jnp.mean(u_mu(q))
+    if objective == "max":
+        return -jnp.mean(u_max(q))
+    if objective == "policy":
+        return -jnp.mean(q.sum(-1))
+    if objective == "diversity":
+        return -jnp.mean(q.sum(-1)) - weight * jnp.mean(div)
+    raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+
+
+def score_loss(
+    objective: str,
+    q: jax.Array,
+    logp: jax.Array,
+    div: jax.Array | None = None,
+    weight: float = 0.0,
+    estimator: str = "paper",
+    baseline: bool = False,
+) -> jax.Array:
+    """Dispatch to the score-function surrogate of ``objective``."""
+    if objective == "mu":
+        return mu_score_loss(q, logp, estimator, baseline)
+    if objective == "max":
+        return max_score_loss(q, logp, estimator, baseline)
+    if objective == "policy":
+        return policy_score_loss(q, logp, baseline)
+    if objective == "diversity":
+        return diversity_score_loss(q, logp, div, weight, baseline)
+    raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")

@@ -1,0 +1,267 @@
+"""Training a candidate-action generator (Ahmad, Lelis, Bowling 2020) as a ``Trainer``.
+
+``make_trainer(Config(...), "MU-location")`` returns an object with the contract of
+``ppo_jax.trainer``: ``init(key)``, ``run(state, n)`` (jittable, vmappable over seeds),
+``num_updates``, ``steps_per_update`` and ``finalize(states, run_dir)``.
+
+One update: draw ``batch_size`` states, let the generator propose ``m`` candidates for each
+(one head per candidate; one shared head for the plain-policy baseline), score them with
+``Q(s, a)`` (the domain's noise-free action value), and take an Adam step on the chosen
+objective (``mu_jax.objectives``). The metric ``"return"`` is the best candidate's value
+``mean_s max_i Q(s, a_i)``, the paper's measure for the location game.
+
+``finalize`` writes two figures from held-out test states:
+``coverage.png`` (seed Appendix B: where each candidate index lands, one colour per
+candidate; first seed) and ``action_ordering.png`` (seed Appendix C: how often the selected
+action is candidate i, both as the best candidate and as the arm UCB recommends; all seeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from mu_jax import generator as gen
+from mu_jax import objectives as obj
+from mu_jax.search import kr_ucb_search, ucb_search
+
+
+@dataclass(frozen=True)
+class Config:
+    objective: str = "mu"  # "mu" | "max" | "policy" | "diversity" (paper's four generators)
+    num_candidates: int = 8  # m, candidate actions per state (orig: arms = 8)
+    batch_size: int = 32  # states per update (orig: 32)
+    learning_rate: float = 1e-5  # Adam step size (orig: 1e-5)
+    total_steps: int = 80_000  # updates in the budget (orig: 80,000 iterations)
+    channels: int = 32  # channels of both 3x3 conv layers of the generator (orig: 32)
+    head: str = "auto"  # "categorical" | "beta" | "gaussian"; auto: categorical if discrete else beta
+    gradient: str = "auto"  # "score" | "pathwise"; auto: score for discrete, pathwise for continuous
+    estimator: str = "paper"  # "paper" | "orig" (orig code's MU/MAX transform of Q * log pi)
+    diversity_weight: float = 0.1  # lambda of the diversity-regularised objective
+    baseline: bool = False  # leave-one-out batch baseline in score-function losses (not in the paper)
+    eval_states: int = 256  # held-out states for finalize's figures
+    search_budget: int = 64  # UCB pulls per state for the action-ordering histogram
+    ucb_c: float = 1.0  # UCB exploration constant c
+    search_noise_std: float | None = None  # reward noise seen by the search; None: the env's own
+
+
+@struct.dataclass
+class TrainState:
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    update: jax.Array  # () updates done so far
+
+
+class MUTrainer:
+    """Generator training on one MU domain (see the module docstring)."""
+
+    def __init__(self, config: Config, env_id: str, env=None, env_params=None):
+        _validate(config)
+        if env is None:
+            from envs_jax.registry import make
+
+            env, env_params = make(env_id)
+        if not hasattr(env, "action_spec"):
+            raise ValueError(f"env {env_id!r} is not an MU domain (it has no action_spec); use MU-location or MU-peaks2d")
+        self.config = config
+        self.env_id = env_id
+        self.env = env
+        self.env_params = env_params
+        self.action_kind, self.action_shape = env.action_spec
+        self.head = gen.default_head(self.action_kind) if config.head == "auto" else config.head
+        gen.check_head(self.head, self.action_kind)
+        grad = config.gradient
+        if grad == "auto":
+            grad = "score" if self.action_kind == "discrete" else "pathwise"
+        if grad == "pathwise" and self.action_kind == "discrete":
+            raise ValueError("pathwise gradients need continuous actions; use gradient='score' for discrete domains")
+        self.gradient = grad
+        self.m = config.num_candidates
+        self.n_heads = 1 if config.objective == "policy" else self.m
+        self.net = gen.Generator(self.n_heads, self.head, tuple(self.action_shape), config.channels)
+        self.optimizer = optax.adam(config.learning_rate)
+        self.num_updates = int(config.total_steps)
+        self.steps_per_update = int(config.batch_size)
+
+    # --- pieces ---------------------------------------------------------------------
+    def sample_states(self, key: jax.Array, n: int):
+        return jax.vmap(self.env.sample_state, in_axes=(0, None))(jax.random.split(key, n), self.env_params)
+
+    def observe(self, states) -> jax.Array:
+        return jax.vmap(lambda s: self.env.get_obs(s, self.env_params))(states)
+
+    def q_values(self, states, actions: jax.Array) -> jax.Array:
+        """``Q(s, a_i)`` for ``actions [B, m, ...]`` -> ``[B, m]``."""
+        q1 = lambda s, a: self.env.expected_reward(s, a, self.env_params)
+        return jax.vmap(jax.vmap(q1, in_axes=(None, 0)))(states, actions)
+
+    def heads(self, params, states) -> gen.Dist:
+        """Head parameters for every candidate, ``[B, m, ...]`` (the policy head broadcast)."""
+        dist = self.net.apply(params, self.observe(states))
+        return jax.vmap(lambda d: gen.expand_heads(d, self.m))(dist)
+
+    def candidates(self, params, key: jax.Array, states, greedy: bool = False) -> jax.Array:
+        """The generator's m candidates for each state, ``[B, m, ...]`` (sampled, or modes)."""
+        dist = jax.lax.stop_gradient(self.heads(params, states))
+        if greedy:
+            return jax.vmap(lambda d: gen.mode(self.head, d))(dist)
+        B = next(iter(dist.values())).shape[0]
+        return jax.vmap(lambda k, d: gen.sample(k, self.head, d))(jax.random.split(key, B), dist)
+
+    def loss(self, params, key: jax.Array, states):
+        cfg = self.config
+        dist = self.heads(params, states)
+        B = next(iter(dist.values())).shape[0]
+        keys = jax.random.split(key, B)
+        div = jax.vmap(lambda d: gen.diversity(self.head, d))(dist)
+        if self.gradient == "score":
+            a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(keys, jax.lax.stop_gradient(dist))
+            logp = jax.vmap(lambda d, x: gen.log_prob(self.head, d, x))(dist, a)
+            q = self.q_values(states, a)
+            loss = obj.score_loss(cfg.objective, q, logp, div, cfg.diversity_weight, cfg.estimator, cfg.baseline)
+        else:
+            a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(keys, dist)
+            q = self.q_values(states, a)
+            loss = obj.pathwise_loss(cfg.objective, q, div, cfg.diversity_weight)
+        q = jax.lax.stop_gradient(q)
+        metrics = {
+            "return": q.max(-1).mean(),
+            "mean_candidate": q.mean(),
+            "diversity": jax.lax.stop_gradient(div).mean(),
+            "best_index": jnp.argmax(q, -1).astype(jnp.float32).mean(),
+        }
+        return loss, metrics
+
+    # --- the Trainer contract -------------------------------------------------------
+    def init(self, key: jax.Array) -> TrainState:
+        k_net, k_state, key = jax.random.split(key, 3)
+        obs = self.observe(self.sample_states(k_state, 1))
+        params = self.net.init(k_net, obs)
+        return TrainState(params, self.optimizer.init(params), key, jnp.zeros((), jnp.int32))
+
+    def update(self, state: TrainState) -> tuple[TrainState, dict]:
+        key, k_states, k_loss = jax.random.split(state.key, 3)
+        states = self.sample_states(k_states, self.config.batch_size)
+        (loss, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, k_loss, states)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {**metrics, "loss": loss}
+        return TrainState(params, opt_state, key, state.update + 1), metrics
+
+    def run(self, state: TrainState, num_updates: int) -> tuple[TrainState, dict]:
+        return jax.lax.scan(lambda s, _: self.update(s), state, None, length=num_updates)
+
+    # --- evaluation -----------------------------------------------------------------
+    def search_params(self):
+        if self.config.search_noise_std is None:
+            return self.env_params
+        return self.env_params.replace(noise_std=self.config.search_noise_std)
+
+    def evaluate(self, params, key: jax.Array, states, budget: int | None = None, kr_ucb: bool = False) -> dict:
+        """Candidates and their values on ``states``, plus UCB (and KR-UCB) search results.
+
+        Returns ``actions [B, m, ...]``, ``q [B, m]``, ``best`` (``max_i Q``, ``[B]``),
+        ``best_index [B]``, ``ucb_index [B]``, ``ucb_value [B]`` (Q of UCB's recommendation)
+        and, with ``kr_ucb``, ``kr_value [B]`` and ``kr_index [B]`` (index in KR-UCB's pool;
+        ``>= m`` means a widened action).
+        """
+        budget = self.config.search_budget if budget is None else budget
+        k_cand, k_search, k_kr = jax.random.split(key, 3)
+        actions = self.candidates(params, k_cand, states)
+        q = self.q_values(states, actions)
+        sp = self.search_params()
+        B = q.shape[0]
+
+        def ucb_one(k, s, acts):
+            res = ucb_search(k, lambda kk, i: self.env.noisy_reward(kk, s, acts[i], sp), self.m, budget, self.config.ucb_c)
+            return res.choice
+
+        ucb_idx = jax.vmap(ucb_one)(jax.random.split(k_search, B), states, actions)
+        out = {
+            "actions": actions,
+            "q": q,
+            "best": q.max(-1),
+            "best_index": jnp.argmax(q, -1),
+            "ucb_index": ucb_idx,
+            "ucb_value": jnp.take_along_axis(q, ucb_idx[:, None], -1)[:, 0],
+        }
+        if kr_ucb:
+            if self.action_kind != "continuous":
+                raise ValueError("KR-UCB searches continuous actions; this domain is discrete")
+
+            def kr_one(k, s, acts):
+                res = kr_ucb_search(k, lambda kk, a: self.env.noisy_reward(kk, s, a, sp), acts, budget)
+                return self.env.expected_reward(s, res.choice, self.env_params), res.choice_index
+
+            kv, ki = jax.vmap(kr_one)(jax.random.split(k_kr, B), states, actions)
+            out["kr_value"], out["kr_index"] = kv, ki
+        return out
+
+    def finalize(self, states: TrainState, run_dir) -> None:
+        """Write ``coverage.png`` and ``action_ordering.png`` (+ their numbers) into ``run_dir``."""
+        from mu_jax import plots
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        test_states = self.sample_states(jax.random.PRNGKey(12345), self.config.eval_states)
+        n_seeds = jax.tree.leaves(states.params)[0].shape[0]
+        evaluate = jax.jit(lambda p, k: self.evaluate(p, k, test_states))
+        results = [evaluate(jax.tree.map(lambda x: x[i], states.params), jax.random.PRNGKey(i)) for i in range(n_seeds)]
+        name = f"{self.config.objective} ({self.env_id}, m={self.m})"
+        plots.coverage_figure(
+            {name: np.asarray(results[0]["actions"])}, self.action_kind, self.env, run_dir / "coverage.png"
+        )
+        best = np.concatenate([np.asarray(r["best_index"]) for r in results])
+        ucb = np.concatenate([np.asarray(r["ucb_index"]) for r in results])
+        plots.ordering_figure({name: (best, ucb)}, self.m, run_dir / "action_ordering.png")
+        summary = {
+            "objective": self.config.objective,
+            "best_candidate_value": float(np.mean([np.asarray(r["best"]).mean() for r in results])),
+            "ucb_value": float(np.mean([np.asarray(r["ucb_value"]).mean() for r in results])),
+            "best_index_hist": np.bincount(best, minlength=self.m).tolist(),
+            "ucb_index_hist": np.bincount(ucb, minlength=self.m).tolist(),
+        }
+        (run_dir / "mu_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _validate(config: Config) -> None:
+    if config.objective not in obj.OBJECTIVES:
+        raise ValueError(f"unknown objective {config.objective!r}; expected one of {obj.OBJECTIVES}")
+    if config.estimator not in obj.ESTIMATORS:
+        raise ValueError(f"unknown estimator {config.estimator!r}; expected one of {obj.ESTIMATORS}")
+    if config.gradient not in obj.GRADIENTS + ("auto",):
+        raise ValueError(f"unknown gradient {config.gradient!r}; expected auto, score or pathwise")
+    if config.head not in gen.HEAD_KINDS + ("auto",):
+        raise ValueError(f"unknown head {config.head!r}; expected auto or one of {gen.HEAD_KINDS}")
+    for field in ("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"):
+        if getattr(config, field) < 1:
+            raise ValueError(f"Config.{field} must be >= 1, got {getattr(config, field)}")
+    if config.search_budget < config.num_candidates:
+        raise ValueError(
+            f"Config.search_budget ({config.search_budget}) must be >= num_candidates ({config.num_candidates})"
+        )
+    if config.baseline and config.estimator == "orig":
+        raise ValueError("Config.baseline applies to the paper's estimators; the orig estimator has none")
+    if config.baseline and config.batch_size < 2:
+        raise ValueError("Config.baseline (leave-one-out) needs batch_size >= 2")
+    if config.learning_rate <= 0:
+        raise ValueError(f"Config.learning_rate must be > 0, got {config.learning_rate}")
+
+
+def make_trainer(config: Config, env_id: str) -> MUTrainer:
+    """Build the generator ``Trainer`` for ``env_id`` (``MU-location`` or ``MU-peaks2d``)."""
+    return MUTrainer(config, env_id)
+
+
+def config_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
