@@ -117,7 +117,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, mon
     from ppo_jax.policy import MLPActorCritic
 
     def build(env_id, configs, mesh):
-        env, params = make_probe("nan_reward", nan_after=8 * 4 * 25)  # NaN rewards from update 26 on
+        env, params = make_probe("nan_reward", nan_after=8 * 25 + 1)  # 8 steps per env per update: step 201 is in update 26
         return make_train(configs["ppo"], env, params, MLPActorCritic(env.action_space(params)))
 
     monkeypatch.setitem(train_cli.ALGOS, "nanprobe", train_cli.ALGOS["ppo"].__class__(
