@@ -130,11 +130,32 @@ def _field_default(f: dataclasses.Field):
     return None
 
 
+def _field_comments(cls) -> dict[str, str]:
+    """The one-line ``# comment`` after each field of a config dataclass (its documentation)."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m[1]: m[2].strip() for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, re.M)}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults for the base options; config options print their own."""
+
+    def _get_help_string(self, action):
+        if action.dest.startswith("cfg__"):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _base_parser(add_help: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train an algorithm of the project on an environment; one run directory per run.",
         add_help=add_help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--algo", default=DEFAULT_ALGO, help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("--env", default=None, help="environment id (envs_jax.make; gymnax ids pass through); default per algo")
@@ -158,13 +179,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     seen: dict[str, str] = {}
     for name, cls in classes.items():
         group = parser.add_argument_group(f"{name} config ({cls.__module__}.{cls.__name__})")
+        comments = _field_comments(cls)
         for f in _config_fields(cls):
             if f.name in seen:
                 raise RuntimeError(f"config field {f.name!r} appears in {seen[f.name]} and {name}")
             seen[f.name] = name
             default = _field_default(f)
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            group.add_argument(_flag(f.name), dest=f"cfg__{name}__{f.name}", default=None, metavar="V", help=f"default: {shown}")
+            group.add_argument(_flag(f.name), dest=f"cfg__{name}__{f.name}", default=None, metavar="V", help=f"{comments.get(f.name, '')} (default: {shown})".strip())
     args = parser.parse_args(argv)
     overrides: dict[str, dict[str, Any]] = {name: {} for name in classes}
     for key, text in vars(args).items():
