@@ -339,7 +339,9 @@ def train(
             bad = np.asarray(metrics.get("nonfinite", np.zeros((num_seeds, n)))) > 0
             if bad.any():
                 first = int(np.argmax(bad.any(axis=0)))
-                run_dir.append_metrics(metric_rows({k: v[:, : first + 1] for k, v in metrics.items()}, done))
+                run_dir.append_metrics(
+                    metric_rows({k: v[:, : first + 1] for k, v in metrics.items()}, done, trainer.steps_per_update)
+                )
                 print(
                     f"error: non-finite loss at update {done + first + 1} (seed(s) "
                     f"{np.flatnonzero(bad[:, first]).tolist()}); stopped; the last good checkpoint is update "
@@ -349,7 +351,7 @@ def train(
                 run_dir.plot_curve(f"{algo_name} on {env_id}")
                 return 2
             states = new_states
-            run_dir.append_metrics(metric_rows(metrics, done, {"steps_per_sec": steps_per_sec}))
+            run_dir.append_metrics(metric_rows(metrics, done, trainer.steps_per_update, {"steps_per_sec": steps_per_sec}))
             done += n
             if done // ckpt_every > last_saved // ckpt_every or done == total:
                 ckpts.save(done, states)

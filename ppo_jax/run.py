@@ -109,19 +109,23 @@ def _json_default(x):
     raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
-def metric_rows(metrics: dict[str, np.ndarray], first_update: int, extra: dict | None = None) -> list[dict]:
+def metric_rows(
+    metrics: dict[str, np.ndarray], first_update: int, steps_per_update: int, extra: dict | None = None
+) -> list[dict]:
     """Turn chunk metrics with leaves (num_seeds, n) into ``n`` JSON rows.
 
-    ``env_steps`` is the same for every seed and is written as one number; other metrics as
-    per-seed lists. Non-finite values become ``null`` (JSON has no NaN).
+    ``env_steps`` (= update * steps_per_update, the same for every seed) is one number;
+    other metrics are per-seed lists. Non-finite values become ``null`` (JSON has no NaN).
     """
     n = next(iter(metrics.values())).shape[1]
     rows = []
     for j in range(n):
-        row: dict[str, Any] = {"update": first_update + j + 1}
+        update = first_update + j + 1
+        row: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update}
         for key, value in metrics.items():
-            column = [_finite_or_none(v) for v in np.asarray(value)[:, j].tolist()]
-            row[key] = column[0] if key == "env_steps" else column
+            if key == "env_steps":
+                continue
+            row[key] = [_finite_or_none(v) for v in np.asarray(value)[:, j].tolist()]
         row.update(extra or {})
         rows.append(row)
     return rows
