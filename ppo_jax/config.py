@@ -37,7 +37,7 @@ class PPOConfig:
     scale_rewards: bool = False  # divide rewards by the running std of the discounted return
     bootstrap_truncated: bool = True  # on time-limit truncation, add gamma * V(final obs) to the reward
     obs_clip: float = 10.0  # clip normalised observations / scaled rewards to +-obs_clip
-    violation_tol: float = 1e-6  # info["violation"] above this counts as a violated constraint
+    violation_tol: float = 1e-6  # info["max_violation"] (else info["violation"]) above this counts as violating
     debug_nans: bool = True  # report a non-finite loss in the metrics (train.py stops on it)
 
     def __post_init__(self) -> None:

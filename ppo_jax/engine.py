@@ -193,8 +193,10 @@ class PPO:
             learn_reward = learn_reward + cfg.gamma * jnp.where(cut, jax.lax.stop_gradient(final_value), 0.0)
 
         obs_rms = state.obs_rms.update(obs) if cfg.normalize_obs else state.obs_rms
-        if "violation" in info:
-            violated = info["violation"] > cfg.violation_tol
+        # A step violates when its worst constraint row does (info["max_violation"]) or,
+        # for envs that report only the summed violation, when that sum does.
+        if "max_violation" in info or "violation" in info:
+            violated = info.get("max_violation", info.get("violation")) > cfg.violation_tol
         else:
             violated = jnp.zeros_like(done)
         transition = Transition(
