@@ -141,3 +141,20 @@ def test_help_lists_every_config_option(capsys):
     text = capsys.readouterr().out
     for flag in ("--total-timesteps", "--num-envs", "--clip-eps", "--optimizer", "--hidden", "--num-seeds", "--resume"):
         assert flag in text
+
+
+@pytest.mark.parametrize(
+    "algo, env_id, budget, figure",
+    [("dra", "DRA-maze", ["--n-trials", "20"], "dra_allocation.png"),
+     ("mu", "MU-location", ["--total-steps", "20"], "coverage.png")],
+)
+def test_other_algorithms_write_the_same_run_directory(algo, env_id, budget, figure, tmp_path):
+    out = tmp_path / algo
+    assert train_cli.main(["--algo", algo, "--env", env_id, *budget, "--out", str(out)]) == 0
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(isinstance(r["return"][0], float) for r in rows)
+    config = json.loads((out / "config.json").read_text())
+    assert config["algo"] == algo and config["env"] == env_id
+    for name in ("curve.png", figure):
+        assert (out / name).stat().st_size > 1000, name
+    assert Checkpoints(out / "checkpoints").latest() == rows[-1]["update"]
