@@ -1,0 +1,169 @@
+"""Configs and ``build`` for ``train.py --algo iar`` (IAR and its baselines on the PPO engine).
+
+    from iar_jax.algo import IARConfig, IARA2CConfig, build
+    trainer = build("ERA-v3", {"ppo": IARA2CConfig(), "iar": IARConfig()}, mesh=None)
+    state, metrics = jax.jit(trainer)(jax.random.PRNGKey(0))
+
+``configs["ppo"]`` is any ``PPOConfig``; ``IARA2CConfig`` is a ``PPOConfig`` whose defaults
+are IAR's original A2C settings (so ``--algo iar`` trains as the paper by default; PPO mode is
+``--clip-eps 0.2 --update-epochs 4 ...`` or any other ``PPOConfig``). ``configs["iar"]`` is
+an ``IARConfig``; its ``policy`` field picks IAR or a baseline (``mask``, ``factored``,
+``ar``). No field name of ``IARConfig`` is a field of ``PPOConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ppo_jax.config import PPOConfig
+
+POLICIES = ("iar", "mask", "factored", "ar")
+
+
+@dataclass(frozen=True)
+class IARA2CConfig(PPOConfig):
+    """``PPOConfig`` with IAR's original A2C settings (SB3 A2C; reference README) as defaults."""
+
+    total_timesteps: int = 700_000  # ERA budget of the paper (CartPole 5e5, Acrobot 1e6)
+    num_envs: int = 64  # original: 64 envs (CartPole 8)
+    num_steps: int = 1  # original: 1 step per env per update
+    update_epochs: int = 1  # A2C: one pass
+    num_minibatches: int = 1  # A2C: the whole rollout
+    lr: float = 3e-4  # original: RMSprop 3e-4
+    anneal_lr: bool = False  # SB3 A2C: constant learning rate
+    optimizer: str = "rmsprop"  # SB3 A2C's RMSpropTFLike
+    adam_eps: float = 1e-5  # RMSprop epsilon
+    max_grad_norm: float = 0.5  # original
+    gamma: float = 0.99  # original (Acrobot 0.995)
+    gae_lambda: float = 1.0  # original
+    clip_eps: float | None = None  # A2C: no ratio clipping (loss -A log pi)
+    clip_value: bool = False  # A2C: plain value loss
+    ent_coef: float = 0.0  # SB3 A2C default
+    vf_coef: float = 0.5  # original
+    normalize_advantages: bool = False  # SB3 A2C default
+
+
+@dataclass(frozen=True)
+class IARConfig:
+    """The policy of ``--algo iar``: IAR's flow policy (defaults: the paper's) or a baseline."""
+
+    policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
+    num_candidates: int = 64  # S: candidates drawn per state for rejection (original: 64)
+    rejection_coef: str = "ratio"  # "ratio": c = 1/l (consistent); "paper": c = S/l^2 (Lemma 1 as printed, original)
+    rejection_subset: int = 0  # M: valid candidates in the correction term; 0 = all of them
+    rejection: str = "auto"  # "auto": on iff the env has constraints (is_valid); "on"; "off"
+    num_posterior_samples: int = 4  # N: posterior samples per log-prob estimate (original: 4; CartPole 1)
+    flow_layers: int = 4  # conditional affine coupling layers of the generator (paper: 4)
+    flow_hidden: int = 128  # hidden width of coupling / posterior networks (paper: 128)
+    context_dim: int = 64  # state context size (paper: 64)
+    encoder_hidden: int = 128  # hidden width of the obs -> context encoder (baselines' hidden width too)
+    posterior_layers: int = 2  # coupling layers after the posterior's Gaussian (original: 2)
+    alpha_mode: str = "adaptive"  # sandwich weight: "static", "trainable" (scalar) or "adaptive" (network)
+    alpha_init: float = 0.5  # initial (static: fixed) alpha
+    alpha_objective: str = "calibration"  # "calibration": fit to a many-sample estimate; "policy": PG loss
+    alpha_target_samples: int = 16  # posterior samples of the calibration target (and of the ELBO term then)
+    alpha_coef: float = 1.0  # weight of alpha's calibration loss
+    elbo_coef: float = 1.0  # weight of the posterior's ELBO loss
+    elbo_pairs: str = "generator"  # ELBO on "generator" samples (original) or "rollout" actions
+    elbo_trains_generator: bool = True  # the ELBO term also pulls the generator towards the posterior
+    common_noise: bool = True  # same posterior noise in act and evaluate (PPO ratio exactly 1 at start)
+    behaviour_log_prob: str = "auto"  # "auto": compute in act only with PPO clipping; "on"; "off"
+    critic_hidden: tuple[int, ...] = (64, 64)  # critic MLP widths
+
+    def __post_init__(self) -> None:
+        choices = {
+            "policy": POLICIES,
+            "rejection_coef": ("ratio", "paper"),
+            "rejection": ("auto", "on", "off"),
+            "alpha_mode": ("static", "trainable", "adaptive"),
+            "alpha_objective": ("calibration", "policy"),
+            "elbo_pairs": ("generator", "rollout"),
+            "behaviour_log_prob": ("auto", "on", "off"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"iar config {name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("num_candidates", "num_posterior_samples", "flow_hidden", "context_dim", "encoder_hidden",
+                     "alpha_target_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"iar config {name} must be a positive integer, got {value!r}")
+        for name in ("rejection_subset", "flow_layers", "posterior_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"iar config {name} must be a non-negative integer, got {value!r}")
+        if not 0.0 <= self.alpha_init <= 1.0:
+            raise ValueError(f"iar config alpha_init must lie in [0, 1], got {self.alpha_init}")
+        if self.alpha_coef < 0 or self.elbo_coef < 0:
+            raise ValueError("iar config alpha_coef and elbo_coef must be >= 0")
+        if not self.critic_hidden or any(int(w) < 1 for w in self.critic_hidden):
+            raise ValueError(f"iar config critic_hidden must be positive widths, got {self.critic_hidden!r}")
+
+    def replace(self, **changes) -> "IARConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
+    """The policy ``cfg.policy`` for ``env``. ``ppo`` decides ``behaviour_log_prob="auto"``:
+    computed in ``act`` only when the engine clips the ratio (PPO); A2C never reads it."""
+    from iar_jax.baselines import ARPolicy, FactoredPolicy, MaskPolicy
+    from iar_jax.policy import IARPolicy
+
+    if cfg.policy == "mask":
+        return MaskPolicy(
+            env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim,
+            critic_hidden=cfg.critic_hidden, masking=cfg.rejection,
+        )
+    if cfg.behaviour_log_prob == "auto":
+        behaviour = ppo is None or ppo.clip_eps is not None
+    else:
+        behaviour = cfg.behaviour_log_prob == "on"
+    rejection = dict(
+        num_candidates=cfg.num_candidates,
+        rejection_coef=cfg.rejection_coef,
+        rejection_subset=cfg.rejection_subset,
+        rejection=cfg.rejection,
+        critic_hidden=cfg.critic_hidden,
+        behaviour_log_prob=behaviour,
+    )
+    if cfg.policy == "factored":
+        return FactoredPolicy(env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, **rejection)
+    if cfg.policy == "ar":
+        return ARPolicy(env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, **rejection)
+    return IARPolicy(
+        env,
+        env_params,
+        num_posterior_samples=cfg.num_posterior_samples,
+        flow_layers=cfg.flow_layers,
+        flow_hidden=cfg.flow_hidden,
+        context_dim=cfg.context_dim,
+        encoder_hidden=cfg.encoder_hidden,
+        posterior_layers=cfg.posterior_layers,
+        alpha_mode=cfg.alpha_mode,
+        alpha_init=cfg.alpha_init,
+        alpha_objective=cfg.alpha_objective,
+        alpha_target_samples=cfg.alpha_target_samples,
+        alpha_coef=cfg.alpha_coef,
+        elbo_coef=cfg.elbo_coef,
+        elbo_pairs=cfg.elbo_pairs,
+        elbo_trains_generator=cfg.elbo_trains_generator,
+        common_noise=cfg.common_noise,
+        **rejection,
+    )
+
+
+def build(env_id: str, configs: dict, mesh=None):
+    """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "iar": IARConfig}`` -> ``ppo_jax``
+    ``PPO`` (a Trainer). Bad ids / configs raise ``ValueError``."""
+    import envs_jax
+    from ppo_jax.engine import make_train
+
+    missing = {"ppo", "iar"} - set(configs)
+    if missing:
+        raise ValueError(f"iar build needs configs {sorted(missing)}")
+    ppo, cfg = configs["ppo"], configs["iar"]
+    if not isinstance(cfg, IARConfig):
+        raise ValueError(f"configs['iar'] must be an IARConfig, got {type(cfg).__name__}")
+    env, env_params = envs_jax.make(env_id)
+    return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)

@@ -1,0 +1,292 @@
+"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3 and App. A).
+
+Generator p(u | s) over u in R^{L x K}, flattened to D = L K (row l = the K scores of
+action dimension l; the action is ``a_l = argmax_k u_{l,k}``):
+
+    z ~ N(mu(c), diag sigma(c)^2)                      conditional Gaussian base
+    u = f_T o ... o f_1 (z; c),  f_i = P_i o C_i(.; c) o A_i
+    log p(u | s) = log N(z; mu, sigma) - sum_i log |det df_i/dx|
+
+with ``c`` the state's context vector, ``A_i`` ActNorm (per-coordinate affine),
+``C_i`` a conditional affine coupling layer (RealNVP: the first half of the coordinates,
+with ``c``, sets a log-scale and a shift for the second half) and ``P_i`` a fixed
+permutation. Paper defaults: 4 layers, hidden width 128, context 64.
+
+Posterior q(u | a, s) (App. A.3): a conditional Gaussian in R^D whose context is
+(c, one-hot a), optionally followed by coupling layers (the original: 2), then the
+row-wise soft threshold (``iar_jax.soft_threshold``) so that every sample ``v`` has
+``argmax v_l = a_l``:
+
+    log q(v | a, s) = log N(eps) - sum log sigma - sum_i log|det C_i| - log|det threshold|.
+
+Choices of ours (the original code is not copied): ActNorm starts at the identity instead
+of Glow's data-dependent initialisation (there is no data batch at ``init``), and the
+last layer of every coupling network starts at zero, so an untrained flow is exactly its
+conditional Gaussian base. Log-scales (coupling and ActNorm) are soft-clamped to
+``+-scale_clamp`` = 3 with a tanh and the Gaussians' log-std clipped to [-5, 2], so no
+parameter drift can make densities overflow float32.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from iar_jax.soft_threshold import soft_threshold_rows, soft_threshold_rows_inverse
+
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = -5.0, 2.0  # clip of the Gaussians' log standard deviations
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def normal_log_prob(x: jax.Array, mu: jax.Array, log_sigma: jax.Array) -> jax.Array:
+    """Summed log-density of a diagonal Gaussian: x, mu, log_sigma (D,) -> ()."""
+    return jnp.sum(-0.5 * jnp.square((x - mu) * jnp.exp(-log_sigma)) - log_sigma - 0.5 * _LOG_2PI)
+
+
+class ActNorm(nn.Module):
+    """y = x * exp(s) + bias per coordinate; log|det| = sum(s), with the log-scale
+    s = scale_clamp * tanh(raw / scale_clamp) soft-clamped like the couplings'."""
+
+    dim: int
+    scale_clamp: float = 3.0
+
+    def setup(self):
+        self.log_scale_raw = self.param("log_scale", nn.initializers.zeros, (self.dim,))
+        self.bias = self.param("bias", nn.initializers.zeros, (self.dim,))
+
+    def _log_scale(self):
+        return self.scale_clamp * jnp.tanh(self.log_scale_raw / self.scale_clamp)
+
+    def forward(self, x):
+        s = self._log_scale()
+        return x * jnp.exp(s) + self.bias, jnp.sum(s)
+
+    def inverse(self, y):
+        s = self._log_scale()
+        return (y - self.bias) * jnp.exp(-s), -jnp.sum(s)
+
+
+class AffineCoupling(nn.Module):
+    """Conditional affine coupling (RealNVP, Dinh et al. 2017, Eq. 4-6):
+    ``y_1 = x_1``, ``y_2 = x_2 * exp(s(x_1, c)) + t(x_1, c)``; log|det| = sum(s).
+    ``x_1`` = the first ``dim // 2`` coordinates."""
+
+    dim: int
+    hidden: int
+    scale_clamp: float = 3.0
+
+    def setup(self):
+        self.d1 = self.dim // 2
+        d2 = self.dim - self.d1
+        self.h1 = nn.Dense(self.hidden)
+        self.h2 = nn.Dense(self.hidden)
+        self.out = nn.Dense(2 * d2, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
+
+    def _shift_scale(self, x1, ctx):
+        h = jnp.concatenate([x1, ctx])
+        h = nn.relu(self.h2(nn.relu(self.h1(h))))
+        log_s, t = jnp.split(self.out(h), 2)
+        log_s = self.scale_clamp * jnp.tanh(log_s / self.scale_clamp)
+        return log_s, t
+
+    def forward(self, x, ctx):
+        x1, x2 = x[: self.d1], x[self.d1 :]
+        log_s, t = self._shift_scale(x1, ctx)
+        return jnp.concatenate([x1, x2 * jnp.exp(log_s) + t]), jnp.sum(log_s)
+
+    def inverse(self, y, ctx):
+        y1, y2 = y[: self.d1], y[self.d1 :]
+        log_s, t = self._shift_scale(y1, ctx)
+        return jnp.concatenate([y1, (y2 - t) * jnp.exp(-log_s)]), -jnp.sum(log_s)
+
+
+def _permutations(dim: int, num_layers: int, seed: int) -> list[np.ndarray]:
+    """Fixed permutations (static, from ``seed``): layer i's output is ``x[perm_i]``."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(dim) for _ in range(num_layers)]
+
+
+class CouplingStack(nn.Module):
+    """``num_layers`` blocks ActNorm -> conditional coupling -> permutation (a bijection of R^D)."""
+
+    dim: int
+    num_layers: int
+    hidden: int
+    actnorm: bool = True
+    seed: int = 0  # permutations
+
+    def setup(self):
+        if self.dim < 2 and self.num_layers > 0:
+            raise ValueError(f"coupling layers need at least 2 coordinates, got D = {self.dim}")
+        self.norms = [ActNorm(self.dim) for _ in range(self.num_layers)] if self.actnorm else []
+        self.couplings = [AffineCoupling(self.dim, self.hidden) for _ in range(self.num_layers)]
+        perms = _permutations(self.dim, self.num_layers, self.seed)
+        self.perms = [jnp.asarray(p) for p in perms]
+        self.inv_perms = [jnp.asarray(np.argsort(p)) for p in perms]
+
+    def forward(self, x, ctx):
+        log_det = jnp.zeros(())
+        for i in range(self.num_layers):
+            if self.actnorm:
+                x, ld = self.norms[i].forward(x)
+                log_det += ld
+            x, ld = self.couplings[i].forward(x, ctx)
+            log_det += ld
+            x = x[self.perms[i]]
+        return x, log_det
+
+    def inverse(self, y, ctx):
+        log_det = jnp.zeros(())
+        for i in reversed(range(self.num_layers)):
+            y = y[self.inv_perms[i]]
+            y, ld = self.couplings[i].inverse(y, ctx)
+            log_det += ld
+            if self.actnorm:
+                y, ld = self.norms[i].inverse(y)
+                log_det += ld
+        return y, log_det
+
+    def __call__(self, x, ctx):
+        y, _ = self.forward(x, ctx)
+        return self.inverse(y, ctx)
+
+
+class ConditionalFlow(nn.Module):
+    """Generator p(u | s) over u in R^D (module docstring). All methods act on one state:
+    ``ctx`` (C,), ``eps`` / ``z`` / ``u`` (D,)."""
+
+    dim: int
+    num_layers: int = 4  # paper: 4 conditional affine coupling layers with ActNorm
+    hidden: int = 128  # paper: 128
+    base_init_scale: float = 0.01  # orthogonal-init gain of the base's (mu, log sigma) head
+
+    def setup(self):
+        self.base = nn.Dense(2 * self.dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
+        self.stack = CouplingStack(self.dim, self.num_layers, self.hidden, actnorm=True, seed=0)
+
+    def base_params(self, ctx):
+        """(mu (D,), log_sigma (D,)) of the conditional Gaussian base."""
+        mu, log_sigma = jnp.split(self.base(ctx), 2)
+        return mu, jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+
+    def forward(self, z, ctx):
+        """Base point z -> u, with log|det du/dz|."""
+        return self.stack.forward(z, ctx)
+
+    def inverse(self, u, ctx):
+        """u -> base point z, with log|det dz/du|."""
+        return self.stack.inverse(u, ctx)
+
+    def sample(self, eps, ctx):
+        """Reparameterised sample from standard normal noise ``eps`` (D,): ``(u, log p(u|s))``."""
+        mu, log_sigma = self.base_params(ctx)
+        z = mu + jnp.exp(log_sigma) * eps
+        u, log_det = self.forward(z, ctx)
+        return u, normal_log_prob(z, mu, log_sigma) - log_det
+
+    def mode_point(self, ctx):
+        """The image of the base mean, f(mu(c)): a deterministic representative u."""
+        mu, _ = self.base_params(ctx)
+        return self.forward(mu, ctx)[0]
+
+    def log_prob(self, u, ctx):
+        """log p(u | s) by the change of variables through the inverse flow."""
+        mu, log_sigma = self.base_params(ctx)
+        z, log_det = self.inverse(u, ctx)
+        return normal_log_prob(z, mu, log_sigma) + log_det
+
+    def __call__(self, eps, ctx):
+        u, _ = self.sample(eps, ctx)
+        return self.log_prob(u, ctx)
+
+
+class ConditionalPosterior(nn.Module):
+    """Variational posterior q(u | a, s) with the soft threshold (module docstring).
+
+    ``context(ctx, a)`` embeds (state context, one-hot action) once per action; ``sample``
+    maps noise ``eps`` (D,) to ``(v (L, K), log q(v | a, s))`` with ``argmax v_l = a_l``.
+    """
+
+    num_rsc: int  # L
+    num_cls: int  # K
+    hidden: int = 128
+    context_dim: int = 64
+    num_layers: int = 2  # the original: 2 coupling layers after the Gaussian; 0 = Gaussian only
+    base_init_scale: float = 0.01
+
+    def setup(self):
+        dim = self.num_rsc * self.num_cls
+        self.e1 = nn.Dense(self.hidden)
+        self.e2 = nn.Dense(self.context_dim)
+        self.gauss = nn.Dense(2 * dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
+        self.stack = CouplingStack(dim, self.num_layers, self.hidden, actnorm=True, seed=1)
+
+    def context(self, ctx, a):
+        onehot = jax.nn.one_hot(a, self.num_cls).reshape(-1)
+        return nn.tanh(self.e2(nn.relu(self.e1(jnp.concatenate([ctx, onehot])))))
+
+    def sample(self, h, eps, a):
+        """Noise ``eps`` (D,) -> ``(v (L, K), log q(v | a, s))`` for embedded context ``h``."""
+        mu, log_sigma = jnp.split(self.gauss(h), 2)
+        log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        u0 = mu + jnp.exp(log_sigma) * eps
+        log_q0 = normal_log_prob(u0, mu, log_sigma)
+        u, ld_stack = self.stack.forward(u0, h)
+        v, ld_thr = soft_threshold_rows(u.reshape(self.num_rsc, self.num_cls), a)
+        return v, log_q0 - ld_stack - ld_thr
+
+    def log_prob(self, h, v, a):
+        """log q(v | a, s) of a given ``v`` (L, K) with ``argmax v_l = a_l`` (by inversion)."""
+        mu, log_sigma = jnp.split(self.gauss(h), 2)
+        log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        u, ld_thr_inv = soft_threshold_rows_inverse(v, a)
+        u0, ld_stack_inv = self.stack.inverse(u.reshape(-1), h)
+        return normal_log_prob(u0, mu, log_sigma) + ld_stack_inv + ld_thr_inv
+
+    def __call__(self, ctx, eps, a):
+        h = self.context(ctx, a)
+        return self.sample(h, eps, a)
+
+
+def log_weights(
+    flow: ConditionalFlow,
+    flow_params,
+    posterior: ConditionalPosterior,
+    posterior_params,
+    ctx: jax.Array,
+    a: jax.Array,
+    eps: jax.Array,
+    ctx_q: jax.Array | None = None,
+) -> jax.Array:
+    """Importance log-weights log w_i = log p(v_i | s) - log q(v_i | a, s), v_i ~ q(. | a, s).
+
+    ``ctx`` (C,) state context of the generator, ``a`` (L,) int action, ``eps`` (N, D)
+    standard normal noise -> (N,); ``ctx_q`` the posterior's context (default ``ctx``).
+    E_q[w] = p(a | s) = P_{u ~ p(.|s)}(argmax u_l = a_l for all l) (App. A).
+    """
+    ctx_q = ctx if ctx_q is None else ctx_q
+    h = posterior.apply(posterior_params, ctx_q, a, method=ConditionalPosterior.context)
+
+    def one(e):
+        v, log_q = posterior.apply(posterior_params, h, e, a, method=ConditionalPosterior.sample)
+        log_p = flow.apply(flow_params, v.reshape(-1), ctx, method=ConditionalFlow.log_prob)
+        return log_p - log_q
+
+    return jax.vmap(one)(eps)
+
+
+def elbo_cubo(log_w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """From log-weights (..., N): ELBO = mean log w, CUBO = 1/2 log mean exp(2 log w)
+    (chi^2 upper bound, Dieng et al. 2017, with n = 2; seed Table A.1)."""
+    n = log_w.shape[-1]
+    elbo = jnp.mean(log_w, axis=-1)
+    cubo = 0.5 * (jax.nn.logsumexp(2.0 * log_w, axis=-1) - jnp.log(n))
+    return elbo, cubo
+
+
+def iwae(log_w: jax.Array) -> jax.Array:
+    """log mean w over the last axis (importance-weighted bound; ELBO <= IWAE <= CUBO)."""
+    return jax.nn.logsumexp(log_w, axis=-1) - jnp.log(log_w.shape[-1])
+

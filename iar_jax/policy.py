@@ -1,0 +1,254 @@
+"""IAR's argmax-flow policy (Chen et al., NeurIPS 2023; seed Sec. 3-4, App. A) as a
+``ppo_jax`` policy.
+
+Generator: u ~ p(u | s), a conditional normalizing flow over R^{L x K}
+(``iar_jax.flows.ConditionalFlow``), action ``a_l = argmax_k u_{l,k}``. The probability of an
+action, p(a|s) = P(argmax u = a), has no closed form; it is estimated from N samples
+v_i ~ q(. | a, s) of the posterior (``ConditionalPosterior``, soft-thresholded so that
+argmax v = a) with log w_i = log p(v_i | s) - log q(v_i | a, s):
+
+    ELBO  = (1/N) sum_i log w_i                       <= log p(a|s)   (Jensen)
+    CUBO  = 1/2 log (1/N) sum_i w_i^2                 >= log p(a|s)   (chi^2 bound, N -> inf)
+    log pi(a|s) ~= alpha ELBO + (1 - alpha) CUBO       (the sandwich; seed Table A.1)
+
+``alpha_mode``: ``"static"`` (alpha = ``alpha_init``, 0.5), ``"trainable"`` (one scalar,
+sigmoid of a parameter) or ``"adaptive"`` (a small network of (ELBO, CUBO), per action).
+The original code builds the adaptive network but never hands it to an optimizer, so its
+alpha stays at its initial value; ours learns. Training signal (``alpha_objective``):
+``"calibration"`` (default, our design: the paper states no objective for alpha) fits the
+sandwich of N samples to the importance-weighted estimate log mean_j w_j of
+``alpha_target_samples`` samples, a tighter estimate of log p(a|s) that converges to it as
+that number grows (ELBO_N <= IWAE_N <= CUBO_N, so an alpha in [0, 1] can match it);
+``"policy"`` lets the policy-gradient loss move alpha, as any parameter of the policy loss.
+
+Gradients: the policy-gradient surrogate trains the generator (flow, encoder) only: the
+posterior enters it with stopped gradients (otherwise the loss could move the estimate of
+log pi instead of pi). ``extra_loss`` maximises the ELBO of (state, action) pairs
+(``elbo_pairs="generator"``: a fresh action a ~ p(.|s) for each stored state, what the
+original does between rollouts; ``"rollout"``: the executed actions) with respect to the
+posterior and, with ``elbo_trains_generator`` (default), the generator too, as the original
+trains its flow on that ELBO. Why that does not bias the policy: ELBO(a) = log p(a|s) -
+KL(q(u|a,s) || p(u|a,s)), and for a drawn from the generator itself
+E_a[grad log p(a|s)] = sum_a grad p(a|s) = 0, so in expectation the generator's gradient
+only shrinks the KL: it pulls p(u|a,s) towards the posterior along the directions of u that
+do not change the action (the argmax ignores them), which keeps the estimate tight while
+the policy gradient moves the generator. Without it (``False``) those directions receive
+only the policy gradient's noise and the posterior lags; in our CartPole runs that ended
+in exploding log-weights. With ``"rollout"`` pairs (a ~ pi_C, not p) the generator term
+is not zero-mean: it adds maximum likelihood of the executed actions.
+
+Common random numbers (``common_noise=True``): ``act`` stores a 32-bit seed per step and
+``act``/``evaluate`` draw the posterior noise from it, so at unchanged parameters the
+estimate is reproduced exactly and the PPO ratio starts at 1 (with fresh noise it would be
+exp(estimator noise)). Invalid-action rejection, its coefficients and the fallback are
+``iar_jax.rejection``'s.
+
+Entropy: the one-sample estimate -log pi(a|s) with the score-function gradient
+(``score_function_entropy``); a is a sample of pi restricted to valid actions, so this is an
+estimate for pi_C's support only. IAR's settings use ent_coef = 0.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights
+from iar_jax.rejection import RejectionPolicy, score_function_entropy
+from ppo_jax.policy import MLP, Batch
+
+ALPHA_MODES = ("static", "trainable", "adaptive")
+ALPHA_OBJECTIVES = ("calibration", "policy")
+ELBO_PAIRS = ("generator", "rollout")
+
+
+class AlphaNet(nn.Module):
+    """alpha = sigmoid(MLP(0.1 * (ELBO, CUBO))), starting at ``alpha_init`` for any input."""
+
+    hidden: int = 16
+    alpha_init: float = 0.5
+
+    @nn.compact
+    def __call__(self, elbo, cubo):
+        x = 0.1 * jnp.stack([elbo, cubo])
+        h = nn.tanh(nn.Dense(self.hidden)(x))
+        logit0 = float(np.log(self.alpha_init / (1.0 - self.alpha_init)))
+        out = nn.Dense(1, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.constant(logit0))(h)
+        return jax.nn.sigmoid(out[0])
+
+
+class IARPolicy(RejectionPolicy):
+    """The flow policy with sandwich log-probabilities and invalid-action rejection.
+
+    Parameters (pytree): ``encoder`` (obs -> context), ``flow`` (generator), ``posterior``,
+    ``alpha`` (a scalar logit for static/trainable, the network for adaptive; the static
+    one is never trained), ``critic``. See the module docstring for the estimator and
+    ``RejectionPolicy`` for the rejection options (``num_candidates`` S, ``rejection_coef``,
+    ``rejection_subset``, ``rejection``, ``behaviour_log_prob``, ``critic_hidden``).
+    """
+
+    def __init__(
+        self,
+        env,
+        env_params,
+        *,
+        num_posterior_samples: int = 4,
+        flow_layers: int = 4,
+        flow_hidden: int = 128,
+        context_dim: int = 64,
+        encoder_hidden: int = 128,
+        posterior_layers: int = 2,
+        alpha_mode: str = "adaptive",
+        alpha_init: float = 0.5,
+        alpha_objective: str = "calibration",
+        alpha_target_samples: int = 16,
+        alpha_coef: float = 1.0,
+        elbo_coef: float = 1.0,
+        elbo_pairs: str = "generator",
+        elbo_trains_generator: bool = True,
+        common_noise: bool = True,
+        **rejection_kwargs,
+    ):
+        super().__init__(env, env_params, **rejection_kwargs)
+        if alpha_mode not in ALPHA_MODES:
+            raise ValueError(f"alpha_mode must be one of {ALPHA_MODES}, got {alpha_mode!r}")
+        if alpha_objective not in ALPHA_OBJECTIVES:
+            raise ValueError(f"alpha_objective must be one of {ALPHA_OBJECTIVES}, got {alpha_objective!r}")
+        if elbo_pairs not in ELBO_PAIRS:
+            raise ValueError(f"elbo_pairs must be one of {ELBO_PAIRS}, got {elbo_pairs!r}")
+        lo = 0.0 if alpha_mode == "static" else 1e-6
+        if not lo <= alpha_init <= 1.0 - lo:
+            raise ValueError(f"alpha_init must lie in [0, 1] (open interval unless static), got {alpha_init}")
+        for name, value in (("num_posterior_samples", num_posterior_samples), ("context_dim", context_dim),
+                            ("flow_hidden", flow_hidden), ("encoder_hidden", encoder_hidden)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if flow_layers < 0 or posterior_layers < 0:
+            raise ValueError(f"flow_layers and posterior_layers must be >= 0, got {flow_layers}, {posterior_layers}")
+        learns = alpha_mode != "static" and alpha_objective == "calibration"
+        if learns and alpha_target_samples < num_posterior_samples:
+            raise ValueError(
+                f"alpha_target_samples ({alpha_target_samples}) must be >= num_posterior_samples ({num_posterior_samples})"
+            )
+        self.num_samples = num_posterior_samples
+        self.alpha_mode, self.alpha_init, self.alpha_objective = alpha_mode, float(alpha_init), alpha_objective
+        self.alpha_learns_by_calibration = learns
+        self.alpha_target_samples = alpha_target_samples
+        self.alpha_coef, self.elbo_coef = float(alpha_coef), float(elbo_coef)
+        self.elbo_pairs, self.elbo_trains_generator = elbo_pairs, bool(elbo_trains_generator)
+        self.common_noise = bool(common_noise)
+        lay = self.layout
+        self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
+        self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden)
+        self.posterior = ConditionalPosterior(lay.num_rsc, lay.num_cls, flow_hidden, context_dim, posterior_layers)
+        self.alpha_net = AlphaNet(alpha_init=self.alpha_init if alpha_mode == "adaptive" else 0.5)
+
+    # -- parameters ----------------------------------------------------------------------
+    def init_actor(self, key, obs):
+        k_enc, k_flow, k_post, k_alpha = jax.random.split(key, 4)
+        lay = self.layout
+        enc = self.encoder.init(k_enc, obs)
+        ctx = self.encoder.apply(enc, obs)
+        flow = self.flow.init(k_flow, jnp.zeros((lay.dim,)), ctx)
+        post = self.posterior.init(k_post, ctx, jnp.zeros((lay.dim,)), jnp.zeros((lay.num_rsc,), jnp.int32))
+        if self.alpha_mode == "adaptive":
+            alpha = self.alpha_net.init(k_alpha, jnp.zeros(()), jnp.zeros(()))
+        else:
+            a0 = min(max(self.alpha_init, 1e-6), 1.0 - 1e-6)
+            alpha = {"logit": jnp.asarray(np.log(a0 / (1.0 - a0)), jnp.float32)}
+        return {"encoder": enc, "flow": flow, "posterior": post, "alpha": alpha}
+
+    def alpha(self, params, elbo, cubo, train: bool):
+        """alpha per estimate: ``elbo``, ``cubo`` (n,) -> (n,). ``train``: gradients reach
+        the alpha parameters (never for ``static``); ELBO/CUBO inputs are constants."""
+        elbo, cubo = jax.lax.stop_gradient(elbo), jax.lax.stop_gradient(cubo)
+        if self.alpha_mode == "static":
+            return jnp.full_like(elbo, self.alpha_init)
+        p = params["alpha"] if train else jax.lax.stop_gradient(params["alpha"])
+        if self.alpha_mode == "trainable":
+            return jnp.broadcast_to(jax.nn.sigmoid(p["logit"]), elbo.shape)
+        return jax.vmap(lambda e, c: self.alpha_net.apply(p, e, c))(elbo, cubo)
+
+    # -- RejectionPolicy hooks -------------------------------------------------------------
+    def context(self, params, obs):
+        return self.encoder.apply(params["encoder"], obs)
+
+    def sample_actions(self, params, key, ctx, n):
+        lay = self.layout
+        eps = jax.random.normal(key, (n, lay.dim))
+        u, _ = jax.vmap(lambda e: self.flow.apply(params["flow"], e, ctx, method=ConditionalFlow.sample))(eps)
+        u = jax.lax.stop_gradient(u)
+        return jnp.argmax(u.reshape(n, lay.num_rsc, lay.num_cls), axis=-1).astype(jnp.int32)
+
+    def noise_extras(self, key):
+        return {"seed": jax.random.bits(key, (), jnp.uint32)} if self.common_noise else {}
+
+    def _noise_key(self, key, extras):
+        if self.common_noise and extras is not None and "seed" in extras:
+            return jax.random.fold_in(jax.random.PRNGKey(0), extras["seed"])
+        return key
+
+    def log_weights(self, params, key, ctx, actions, num_samples, *, generator_grad=True, posterior_grad=False):
+        """(n, num_samples) log w for ``actions`` (n, L) at one state context ``ctx``.
+        The posterior always sees a stopped-gradient context."""
+        flow_p = params["flow"] if generator_grad else jax.lax.stop_gradient(params["flow"])
+        ctx_p = ctx if generator_grad else jax.lax.stop_gradient(ctx)
+        post_p = params["posterior"] if posterior_grad else jax.lax.stop_gradient(params["posterior"])
+        eps = jax.random.normal(key, (actions.shape[0], num_samples, self.layout.dim))
+        one = lambda a, e: log_weights(
+            self.flow, flow_p, self.posterior, post_p, ctx_p, a, e, ctx_q=jax.lax.stop_gradient(ctx)
+        )
+        return jax.vmap(one)(actions, eps)
+
+    def log_probs(self, params, key, ctx, actions, extras):
+        """Sandwich estimates of log pi(a|s) for ``actions`` (n, L) -> ((n,), aux)."""
+        lw = self.log_weights(params, self._noise_key(key, extras), ctx, actions, self.num_samples)
+        elbo, cubo = elbo_cubo(lw)
+        alpha = self.alpha(params, elbo, cubo, train=self.alpha_objective == "policy")
+        return alpha * elbo + (1.0 - alpha) * cubo, {"elbo": elbo, "cubo": cubo, "alpha": alpha}
+
+    def entropy(self, params, ctx, a, log_pi_a):
+        return score_function_entropy(log_pi_a)
+
+    def mode_action(self, params, ctx):
+        lay = self.layout
+        u = self.flow.apply(params["flow"], ctx, method=ConditionalFlow.mode_point)
+        return jnp.argmax(u.reshape(lay.num_rsc, lay.num_cls), axis=-1).astype(jnp.int32)
+
+    # -- the flow's own training terms -----------------------------------------------------
+    def extra_loss(self, params, key, batch: Batch):
+        """-elbo_coef * ELBO of (state, action) pairs (trains the posterior) + alpha_coef *
+        calibration loss of alpha (module docstring). Metrics: ``iar/elbo``, ``iar/cubo``,
+        ``iar/iwae`` (N-sample figures on these pairs), ``iar/alpha``, ``iar/alpha_loss``."""
+        lay = self.layout
+        obs = batch.obs.reshape(batch.obs.shape[0], -1).astype(jnp.float32)
+        num = obs.shape[0]
+        k_a, k_w = jax.random.split(key)
+        ctx = jax.vmap(lambda x: self.context(params, x))(obs)
+        if self.elbo_pairs == "rollout":
+            actions = jax.vmap(lay.from_env)(batch.action)
+        else:
+            frozen = jax.lax.stop_gradient(params)
+            actions = jax.vmap(lambda k, c: self.sample_actions(frozen, k, c, 1)[0])(jax.random.split(k_a, num), ctx)
+        n_s = self.alpha_target_samples if self.alpha_learns_by_calibration else self.num_samples
+        lw = jax.vmap(
+            lambda k, c, a: self.log_weights(
+                params, k, c, a[None], n_s, generator_grad=self.elbo_trains_generator, posterior_grad=True
+            )[0]
+        )(jax.random.split(k_w, num), ctx, actions)  # (B, n_s)
+        elbo_loss = -jnp.mean(lw)
+        lw_sg = jax.lax.stop_gradient(lw)
+        elbo, cubo = elbo_cubo(lw_sg[:, : self.num_samples])
+        metrics = {"iar/elbo": elbo.mean(), "iar/cubo": cubo.mean(), "iar/iwae": iwae(lw_sg[:, : self.num_samples]).mean()}
+        loss = self.elbo_coef * elbo_loss
+        if self.alpha_learns_by_calibration:
+            target = iwae(lw_sg)
+            alpha = self.alpha(params, elbo, cubo, train=True)
+            alpha_loss = jnp.mean(jnp.square(alpha * elbo + (1.0 - alpha) * cubo - target))
+            loss = loss + self.alpha_coef * alpha_loss
+            metrics.update({"iar/alpha": alpha.mean(), "iar/alpha_loss": alpha_loss, "iar/iwae_target": target.mean()})
+        else:
+            metrics["iar/alpha"] = self.alpha(params, elbo, cubo, train=False).mean()
+        return loss, metrics

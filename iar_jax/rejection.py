@@ -1,0 +1,262 @@
+"""Invalid action rejection (IAR seed, Theorem 1 and Lemma 1) and the policy base class that
+applies it to any sampler with log-probabilities (the flow policy, Factored, AR).
+
+The executed policy is the generator pi(.|s) restricted to the valid set C(s):
+
+    pi_C(a|s) = pi(a|s) / Z_C(s),   Z_C(s) = sum_{a' in C(s)} pi(a'|s)            (Theorem 1)
+    grad log pi_C(a|s) = grad log pi(a|s) - grad log Z_C(s),
+    grad log Z_C(s) = E_{a' ~ pi}[1_C(a') grad log pi(a'|s)] / P_pi(C | s).
+
+Per state we draw S candidates a_1..a_S ~ pi, keep the l valid ones, execute one of them
+uniformly (a sample of pi_C), and estimate grad log Z_C with the same candidates:
+
+    numerator   (1/S) sum_{valid j} grad log pi(a_j|s)
+    denominator l / S                           (the valid fraction estimates P_pi(C|s))
+    ratio       (1/l) sum_{valid j} grad log pi(a_j|s)                       c = 1/l
+
+The ratio estimator is consistent (bias O(1/S)). The paper's Lemma 1 as printed, and the
+original code, use the coefficient c = S / l^2 instead, which is the ratio estimator
+multiplied by S / l, i.e. grad log Z_C / P_pi(C|s) in the limit: it over-weights the
+correction by 1/P(C) (x5 at a 20% valid rate). We default to c = 1/l
+(``coef="ratio"``) and offer ``coef="paper"``; ``tests/test_iar_rejection.py`` shows the
+first matches the exact gradient as S grows and the second does not.
+
+The loss is -A [log pi(a|s) - c sum_{valid j} log pi(a_j|s)]: the policy returns, as its
+``log_prob``, the surrogate ``log pi(a|s) - sum_j w_j log pi(a_j|s)`` so the engine's A2C
+loss (-A log_prob) or PPO ratio exp(log_prob - old) carries this gradient.
+
+Speed option (``subset`` M < S): the correction uses m = min(M, l) valid candidates drawn
+uniformly without replacement, each with weight c l / m. Given the candidates this has the
+same expectation as the full sum (so the estimator stays consistent); only M log-probs per
+state are evaluated instead of S. The executed action is drawn independently of the subset.
+
+No valid candidate (l = 0): S is static under ``jit`` (the original doubles S up to 128 and
+then marks a random invalid sample valid). We execute candidate 0 (a plain sample of pi,
+almost surely invalid: the environment then applies its invalid-action rule), treat it as
+the one valid candidate (l = 1, the original's last resort) and count the state in the
+metric ``no_valid``. With c = 1/l its surrogate is log pi(a) - log pi(a) = 0: no gradient
+from that step, and no way to learn from it; with c = S/l^2 it is (1 - S) log pi(a).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from iar_jax.actions import ActionLayout, has_constraints, valid_mask
+from ppo_jax.policy import MLP, Act, Evaluation, Policy
+
+COEFS = ("ratio", "paper")
+
+
+class Rejection(NamedTuple):
+    executed: jax.Array  # () int: index of the executed candidate
+    subset: jax.Array  # (M,) int: candidates entering the correction term
+    weights: jax.Array  # (M,) float32: their coefficients (0 for padding)
+    num_valid: jax.Array  # () int32: l, valid candidates (before the fallback)
+    no_valid: jax.Array  # () bool: fallback used
+
+
+def rejection_coefficient(num_valid: jax.Array, num_candidates: int, coef: str) -> jax.Array:
+    """c for l >= 1 valid of S candidates: 1/l (``"ratio"``) or S/l^2 (``"paper"``)."""
+    l = jnp.maximum(num_valid, 1).astype(jnp.float32)
+    if coef == "ratio":
+        return 1.0 / l
+    if coef == "paper":
+        return num_candidates / jnp.square(l)
+    raise ValueError(f"coef must be one of {COEFS}, got {coef!r}")
+
+
+def reject(key: jax.Array, mask: jax.Array, subset: int, coef: str) -> Rejection:
+    """Choose the executed candidate and the weighted correction set from a validity
+    ``mask`` (S,) (module docstring: executed uniform among valid, subset of size
+    ``subset`` <= S uniform among valid, fallback when none is valid)."""
+    num = mask.shape[0]
+    if not 0 <= subset <= num:
+        raise ValueError(f"subset must lie in [0, S={num}], got {subset}")
+    k_exec, k_sub = jax.random.split(key)
+    num_valid = mask.sum().astype(jnp.int32)
+    no_valid = num_valid == 0
+    mask_eff = jnp.where(no_valid, jnp.arange(num) == 0, mask)
+    l_eff = jnp.maximum(num_valid, 1)
+    # Executed: uniform among the (effective) valid candidates; candidate 0 in the fallback.
+    executed = jnp.argmax(jnp.where(mask_eff, jax.random.uniform(k_exec, (num,)), -1.0))
+    # Correction set: a uniform random subset of the valid candidates (all when subset >= l).
+    if subset == 0:
+        empty = jnp.zeros((0,), jnp.int32)
+        return Rejection(executed, empty, jnp.zeros((0,), jnp.float32), num_valid, no_valid)
+    scores = jnp.where(mask_eff, jax.random.uniform(k_sub, (num,)), -1.0)
+    top_scores, idx = jax.lax.top_k(scores, subset)
+    chosen = top_scores >= 0.0
+    m = jnp.minimum(subset, l_eff).astype(jnp.float32)
+    c = rejection_coefficient(num_valid, num, coef)
+    weights = jnp.where(chosen, c * l_eff.astype(jnp.float32) / jnp.maximum(m, 1.0), 0.0)
+    return Rejection(executed, idx, weights.astype(jnp.float32), num_valid, no_valid)
+
+
+def rejection_surrogate(log_pi_a: jax.Array, log_pi_cands: jax.Array, weights: jax.Array) -> jax.Array:
+    """log pi(a|s) - sum_j w_j log pi(a_j|s): its gradient is the estimator of
+    grad log pi_C(a|s) (module docstring). ``log_pi_cands``, ``weights`` (M,)."""
+    return log_pi_a - jnp.sum(jax.lax.stop_gradient(weights) * log_pi_cands)
+
+
+class RejectionPolicy(Policy):
+    """A ``ppo_jax`` policy that samples S candidates from a generator, rejects invalid
+    ones with the environment's oracle and trains with the rejection surrogate.
+
+    Subclasses provide the generator through five hooks (all per state):
+    ``init_actor(key, obs) -> dict``, ``context(params, obs)``,
+    ``sample_actions(params, key, ctx, n) -> (n, L) int32``,
+    ``log_probs(params, key, ctx, actions (n, L), extras) -> ((n,) log pi, aux dict)``,
+    ``entropy(params, ctx, a, log_pi_a) -> ()`` and ``mode_action(params, ctx) -> (L,)``;
+    optionally ``noise_extras(key) -> dict`` (stored per step, handed to ``log_probs``).
+
+    ``extras`` per step: ``cand`` (M, L) int32 correction candidates, ``cand_w`` (M,)
+    their weights, plus the subclass's. ``metrics`` per step: ``valid_rate`` (l / S) and
+    ``no_valid`` (1.0 when the fallback was used).
+
+    Without constraints (no oracle, or ``constrained = False``; ``rejection="auto"``), S is
+    1 and the correction term is dropped: the surrogate is plain log pi(a|s).
+    ``behaviour_log_prob=False`` skips the log-probability in ``act`` (returns 0): the
+    engine's A2C loss (``clip_eps=None``) never reads it, only its ``approx_kl`` metric does.
+    """
+
+    def __init__(
+        self,
+        env,
+        env_params,
+        *,
+        num_candidates: int = 64,
+        rejection_coef: str = "ratio",
+        rejection_subset: int = 0,
+        rejection: str = "auto",
+        critic_hidden: Sequence[int] = (64, 64),
+        behaviour_log_prob: bool = True,
+    ):
+        if rejection not in ("auto", "on", "off"):
+            raise ValueError(f"rejection must be 'auto', 'on' or 'off', got {rejection!r}")
+        if rejection_coef not in COEFS:
+            raise ValueError(f"rejection_coef must be one of {COEFS}, got {rejection_coef!r}")
+        if not isinstance(num_candidates, int) or num_candidates < 1:
+            raise ValueError(f"num_candidates must be a positive int, got {num_candidates!r}")
+        if not isinstance(rejection_subset, int) or rejection_subset < 0:
+            raise ValueError(f"rejection_subset must be a non-negative int (0 = all), got {rejection_subset!r}")
+        if rejection == "on" and not hasattr(env, "is_valid"):
+            raise ValueError(f"rejection='on' needs an environment with is_valid; {type(env).__name__} has none")
+        self.env, self.env_params = env, env_params
+        self.layout = ActionLayout.for_env(env, env_params)
+        self.use_rejection = rejection == "on" or (rejection == "auto" and has_constraints(env))
+        self.num_candidates = num_candidates if self.use_rejection else 1
+        if not self.use_rejection:
+            self.subset = 0
+        elif rejection_subset == 0 or rejection_subset >= num_candidates:
+            self.subset = num_candidates
+        else:
+            self.subset = rejection_subset
+        self.coef = rejection_coef
+        self.behaviour_log_prob = bool(behaviour_log_prob)
+        self.critic = MLP(tuple(critic_hidden), 1, "tanh", out_scale=1.0)
+
+    # -- hooks -------------------------------------------------------------------------
+    def init_actor(self, key, obs) -> dict:
+        raise NotImplementedError
+
+    def context(self, params, obs):
+        raise NotImplementedError
+
+    def sample_actions(self, params, key, ctx, n: int) -> jax.Array:
+        raise NotImplementedError
+
+    def log_probs(self, params, key, ctx, actions, extras) -> tuple[jax.Array, dict]:
+        raise NotImplementedError
+
+    def entropy(self, params, ctx, a, log_pi_a) -> jax.Array:
+        raise NotImplementedError
+
+    def mode_action(self, params, ctx) -> jax.Array:
+        raise NotImplementedError
+
+    def noise_extras(self, key) -> dict:
+        return {}
+
+    # -- Policy ------------------------------------------------------------------------
+    def init(self, key, obs, env_state=None, env_params=None):
+        k_actor, k_critic = jax.random.split(key)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        return {**self.init_actor(k_actor, x), "critic": self.critic.init(k_critic, x)}
+
+    def value(self, params, obs):
+        return self.critic.apply(params["critic"], jnp.ravel(obs).astype(jnp.float32))[0]
+
+    def _surrogate(self, params, key, ctx, a, extras):
+        actions = jnp.concatenate([a[None], extras["cand"]], axis=0)  # (1 + M, L)
+        lp, aux = self.log_probs(params, key, ctx, actions, extras)
+        return rejection_surrogate(lp[0], lp[1:], extras["cand_w"]), lp[0], aux
+
+    def act(self, params, key, obs, env_state=None, env_params=None) -> Act:
+        env_params = self.env_params if env_params is None else env_params
+        k_cand, k_rej, k_noise, k_lp = jax.random.split(key, 4)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        ctx = self.context(params, x)
+        cands = self.sample_actions(params, k_cand, ctx, self.num_candidates)  # (S, L)
+        if self.use_rejection:
+            mask = valid_mask(self.env, self.layout, env_state, cands, env_params)
+        else:
+            mask = jnp.ones((self.num_candidates,), bool)
+        rej = reject(k_rej, mask, self.subset, self.coef)
+        a = cands[rej.executed]
+        extras = {"cand": cands[rej.subset], "cand_w": rej.weights, **self.noise_extras(k_noise)}
+        metrics = {
+            "valid_rate": rej.num_valid.astype(jnp.float32) / self.num_candidates,
+            "no_valid": rej.no_valid.astype(jnp.float32),
+        }
+        if self.behaviour_log_prob:
+            log_prob, _, _ = self._surrogate(params, k_lp, ctx, a, extras)
+        else:
+            log_prob = jnp.zeros(())
+        return Act(self.layout.to_env(a), log_prob, self.value(params, x), extras, metrics)
+
+    def evaluate(self, params, key, obs, action, extras) -> Evaluation:
+        x = jnp.ravel(obs).astype(jnp.float32)
+        ctx = self.context(params, x)
+        a = self.layout.from_env(action)
+        surrogate, log_pi_a, _ = self._surrogate(params, key, ctx, a, extras)
+        return Evaluation(surrogate, self.entropy(params, ctx, a, log_pi_a), self.value(params, x))
+
+    def greedy(self, params, obs, env_state=None, env_params=None):
+        """The evaluation action: among the generator's mode candidate and S samples drawn
+        with a fixed key, the valid one with the highest log pi (an estimate of the mode of
+        pi_C); the mode candidate when none is valid."""
+        env_params = self.env_params if env_params is None else env_params
+        x = jnp.ravel(obs).astype(jnp.float32)
+        ctx = self.context(params, x)
+        n = max(self.num_candidates, 16)
+        cands = self.sample_actions(params, jax.random.PRNGKey(0), ctx, n)
+        cands = jnp.concatenate([self.mode_action(params, ctx)[None], cands], axis=0)
+        if self.use_rejection:
+            mask = valid_mask(self.env, self.layout, env_state, cands, env_params)
+        else:
+            mask = jnp.ones((n + 1,), bool)
+        lp, _ = self.log_probs(params, jax.random.PRNGKey(1), ctx, cands, self.noise_extras(jax.random.PRNGKey(2)))
+        best = jnp.argmax(jnp.where(mask, lp, -jnp.inf))
+        best = jnp.where(mask.any(), best, 0)
+        return self.layout.to_env(cands[best])
+
+
+def score_function_entropy(log_pi_a: jax.Array) -> jax.Array:
+    """One-sample entropy estimate -log pi(a|s) whose gradient is the score-function
+    gradient of the entropy, -log pi(a|s) grad log pi(a|s) (value and gradient unbiased
+    for a ~ pi)."""
+    sg = jax.lax.stop_gradient(log_pi_a)
+    return -sg - sg * (log_pi_a - sg)
+
+
+def onehot_prefix(a: jax.Array, num_cls: int) -> jax.Array:
+    """(L,) int -> (L, L*K): row l holds the one-hots of a_<l (zeros for a_>=l)."""
+    num = a.shape[0]
+    onehot = jax.nn.one_hot(a, num_cls)  # (L, K)
+    keep = jnp.asarray(np.tril(np.ones((num, num)), k=-1), jnp.float32)  # row l: j < l
+    return (keep[:, :, None] * onehot[None, :, :]).reshape(num, num * num_cls)

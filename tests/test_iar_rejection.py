@@ -1,0 +1,210 @@
+"""Invalid-action rejection against exact gradients on an enumerable problem, and the
+baselines' (and the flow's) action probabilities against brute-force enumeration."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import envs_jax
+from envs_jax.era import MultiDiscrete
+from iar_jax.baselines import ARPolicy, FactoredPolicy, MaskPolicy
+from iar_jax.policy import IARPolicy
+from iar_jax.rejection import reject
+from ppo_jax.policy import Batch
+
+# 3 x 3 joint actions; the valid set C (4 of 9) is fixed.
+VALID = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 1]], bool)  # (0,0) (0,1) (1,2) (2,2)
+OBS = jnp.array([0.5, -1.0])
+
+
+class TableEnv:
+    """A stateless validity oracle over MultiDiscrete([3, 3]) (enough for the policies)."""
+
+    constrained = True
+
+    def action_space(self, params=None):
+        return MultiDiscrete([3, 3])
+
+    def is_valid(self, state, action, params):
+        return jnp.asarray(VALID)[action[0], action[1]]
+
+
+def _tilt(params, key, scale=1.0):
+    """Give the actor non-trivial logits (they start near uniform)."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+
+def _factored(num_candidates, coef="ratio", subset=0):
+    pol = FactoredPolicy(
+        TableEnv(), None, hidden=8, context_dim=4, num_candidates=num_candidates, rejection_coef=coef,
+        rejection_subset=subset, behaviour_log_prob=False,
+    )
+    params = pol.init(jax.random.PRNGKey(0), OBS)
+    params["actor"] = _tilt(params["actor"], jax.random.PRNGKey(1), 0.6)
+    return pol, params
+
+
+def _all_log_probs(pol, params):
+    ctx = pol.context(params, OBS)
+    return pol.log_probs(params, None, ctx, pol.layout.all_actions(), None)[0]  # (9,)
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+R = 2000  # draws of S candidates
+
+
+def _correction_gradient(pol, params):
+    """Mean over R draws of grad sum_j w_j log pi(a_j|s) (the estimate of grad log Z_C)."""
+    keys = jax.random.split(jax.random.PRNGKey(2), R)
+    acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(params, keys, OBS, None, None)
+
+    def corr(p):
+        ctx = pol.context(p, OBS)
+        lp = jax.vmap(lambda c: pol.log_probs(p, None, ctx, c, None)[0])(acts.extras["cand"])  # (R, M)
+        return jnp.mean(jnp.sum(acts.extras["cand_w"] * lp, axis=-1))
+
+    return _flat(jax.jit(jax.grad(corr))(params)["actor"]), acts
+
+
+def _exact_log_z_gradient(pol, params):
+    mask = jnp.asarray(VALID.reshape(-1))
+    log_z = lambda p: jax.nn.logsumexp(jnp.where(mask, _all_log_probs(pol, p), -jnp.inf))
+    return _flat(jax.grad(log_z)(params)["actor"])
+
+
+def test_ratio_coefficient_estimates_grad_log_z_c_and_the_printed_one_does_not():
+    """c = 1/l: the correction's mean -> grad log sum_{a in C} pi(a|s) as S grows; the
+    paper's c = S/l^2 converges to that gradient divided by P_pi(C), so it stays off."""
+    errors = {}
+    for s, coef, subset in ((2, "ratio", 0), (64, "ratio", 0), (64, "ratio", 4), (64, "paper", 0)):
+        pol, params = _factored(s, coef, subset)
+        exact = _exact_log_z_gradient(pol, params)
+        est, acts = _correction_gradient(pol, params)
+        errors[(s, coef, subset)] = np.linalg.norm(est - exact) / np.linalg.norm(exact)
+        assert np.all(VALID.reshape(-1)[np.asarray(acts.action[:, 0] * 3 + acts.action[:, 1])] | (acts.metrics["no_valid"] > 0))
+    p_c = float(jnp.exp(_all_log_probs(*_factored(2))).reshape(3, 3)[VALID].sum())
+    assert 0.2 < p_c < 0.7
+    assert errors[(64, "ratio", 0)] < 0.06, errors
+    assert errors[(64, "ratio", 4)] < 0.08, errors  # a random subset of the valid ones: still consistent
+    assert errors[(2, "ratio", 0)] > 2 * errors[(64, "ratio", 0)], errors  # O(1/S) bias (and the fallback)
+    assert errors[(64, "paper", 0)] > 0.5, errors  # ~ 1/P(C) - 1
+
+
+def test_rejection_policy_gradient_matches_the_exact_gradient_of_the_expected_reward_under_pi_c():
+    """E[r(a) grad surrogate] (the engine's A2C gradient with advantage r) equals
+    grad E_{a ~ pi_C}[r(a)], pi_C = pi restricted to C and renormalised, computed exactly."""
+    r = jnp.array([1.0, -2.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.5])  # reward per joint action
+    mask = jnp.asarray(VALID.reshape(-1))
+    pol, params = _factored(64)
+
+    def expected_reward(p):
+        lp = jnp.where(mask, _all_log_probs(pol, p), -jnp.inf)
+        return jnp.sum(jax.nn.softmax(lp) * r)
+
+    exact = _flat(jax.grad(expected_reward)(params)["actor"])
+    keys = jax.random.split(jax.random.PRNGKey(5), R)
+    acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(params, keys, OBS, None, None)
+    reward = r[acts.action[:, 0] * 3 + acts.action[:, 1]]
+
+    def surrogate(p):
+        ev = jax.vmap(pol.evaluate, in_axes=(None, None, None, 0, 0))(p, None, OBS, acts.action, acts.extras)
+        return jnp.mean(reward * ev.log_prob)
+
+    est = _flat(jax.jit(jax.grad(surrogate))(params)["actor"])
+    assert np.linalg.norm(est - exact) / np.linalg.norm(exact) < 0.1
+
+
+def test_reject_fallback_and_subset_weights():
+    mask = jnp.array([False, False, False, False])
+    rej = reject(jax.random.PRNGKey(0), mask, 4, "ratio")
+    assert bool(rej.no_valid) and int(rej.executed) == 0 and int(rej.num_valid) == 0
+    np.testing.assert_allclose(np.asarray(rej.weights), [1.0, 0, 0, 0])  # candidate 0 treated as valid
+    mask = jnp.array([True, False, True, True, False, True])  # l = 4, S = 6
+    for coef, c in (("ratio", 1 / 4), ("paper", 6 / 16)):
+        rej = reject(jax.random.PRNGKey(1), mask, 6, coef)
+        np.testing.assert_allclose(np.sort(np.asarray(rej.weights))[::-1], [c] * 4 + [0, 0], rtol=1e-6)
+        assert set(np.asarray(rej.subset)[np.asarray(rej.weights) > 0]) == {0, 2, 3, 5}
+        rej = reject(jax.random.PRNGKey(1), mask, 2, coef)  # subset of 2 of the 4 valid: weight c * l / m
+        np.testing.assert_allclose(np.asarray(rej.weights), [c * 2] * 2, rtol=1e-6)
+        assert np.asarray(mask)[np.asarray(rej.subset)].all()
+    execd = jax.vmap(lambda k: reject(k, mask, 6, "ratio").executed)(jax.random.split(jax.random.PRNGKey(2), 4000))
+    freq = np.bincount(np.asarray(execd), minlength=6) / 4000
+    np.testing.assert_allclose(freq, [0.25, 0, 0.25, 0.25, 0, 0.25], atol=0.03)
+
+
+# ------------------------------------------------------------------ baselines vs brute force
+def test_mask_log_probs_and_entropy_equal_a_brute_force_masked_softmax_on_era_v1():
+    env, env_params = envs_jax.make("ERA-v1")
+    obs, state = env.reset(jax.random.PRNGKey(3), env_params)
+    pol = MaskPolicy(env, env_params, hidden=16, context_dim=8, critic_hidden=(8,))
+    params = pol.init(jax.random.PRNGKey(0), obs)
+    params["actor"] = _tilt(params["actor"], jax.random.PRNGKey(4), 0.3)
+    logits = np.asarray(pol.actor.apply(params["actor"], obs), np.float64)
+    is_valid = jax.jit(env.is_valid)
+    brute = np.array([bool(is_valid(state, a, env_params)) for a in np.asarray(env.all_actions())])
+    assert 0 < brute.sum() < brute.size
+    logp = np.where(brute, logits - np.log(np.exp(logits[brute]).sum()), -np.inf)
+    probs = np.exp(logp)
+    acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(
+        params, jax.random.split(jax.random.PRNGKey(5), 20000), obs, state, env_params
+    )
+    idx = np.asarray(jax.vmap(pol.layout.joint_index)(acts.action))
+    assert brute[idx].all()  # never an invalid action
+    np.testing.assert_allclose(np.asarray(acts.log_prob), logp[idx], rtol=1e-4, atol=1e-5)
+    ev = jax.vmap(pol.evaluate, in_axes=(None, None, None, 0, 0))(params, None, obs, acts.action[:50], jax.tree.map(lambda x: x[:50], acts.extras))
+    np.testing.assert_allclose(np.asarray(ev.log_prob), logp[idx[:50]], rtol=1e-4, atol=1e-5)
+    entropy = -np.sum(probs[brute] * logp[brute])
+    np.testing.assert_allclose(np.asarray(ev.entropy), entropy, rtol=1e-4)
+    np.testing.assert_allclose(np.bincount(idx, minlength=brute.size) / idx.size, probs, atol=0.012)
+    np.testing.assert_allclose(float(acts.metrics["valid_fraction"][0]), brute.mean(), rtol=1e-6)
+    assert brute[int(pol.layout.joint_index(pol.greedy(params, obs, state, env_params)))]
+
+
+@pytest.mark.parametrize("cls", [FactoredPolicy, ARPolicy])
+def test_factored_and_ar_log_probs_normalise_and_match_their_sampling_frequencies(cls):
+    pol = cls(TableEnv(), None, hidden=8, context_dim=4, num_candidates=8)
+    params = pol.init(jax.random.PRNGKey(0), OBS)
+    params = {k: (_tilt(v, jax.random.PRNGKey(1), 0.8) if k != "critic" else v) for k, v in params.items()}
+    ctx = pol.context(params, OBS)
+    p = np.exp(np.asarray(_all_log_probs(pol, params), np.float64))
+    np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-5)
+    samples = pol.sample_actions(params, jax.random.PRNGKey(2), ctx, 40000)
+    freq = np.bincount(np.asarray(samples[:, 0] * 3 + samples[:, 1]), minlength=9) / 40000
+    np.testing.assert_allclose(freq, p, atol=0.01)
+
+
+def test_flow_importance_weighted_probabilities_match_its_sampling_frequencies():
+    """p(a|s) = E_q[w] of a flow with coupling layers (non-Gaussian), estimated with many
+    posterior samples after the policy's own ELBO term has fitted the posterior, equals how
+    often the generator's argmax produces a."""
+    pol = IARPolicy(
+        TableEnv(), None, num_posterior_samples=4, flow_layers=2, flow_hidden=16, context_dim=8,
+        encoder_hidden=8, posterior_layers=1, num_candidates=8, alpha_mode="static", elbo_trains_generator=False,
+    )
+    params = pol.init(jax.random.PRNGKey(0), OBS)
+    params["flow"] = _tilt(params["flow"], jax.random.PRNGKey(1), 0.15)
+    batch = Batch(jnp.tile(OBS, (64, 1)), jnp.zeros((64, 2), jnp.int32), *(jnp.zeros(64),) * 4, extras={})
+    opt = optax.adam(3e-3)
+
+    def step(carry, key):
+        p, st = carry
+        grads = jax.grad(lambda q: pol.extra_loss(q, key, batch)[0])(p)
+        upd, st = opt.update(grads, st)
+        return (optax.apply_updates(p, upd), st), None
+
+    (fitted, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(9), 300)))(params)
+    np.testing.assert_array_equal(_flat(fitted["flow"]), _flat(params["flow"]))  # the generator did not move
+    ctx = pol.context(params, OBS)
+    samples = pol.sample_actions(params, jax.random.PRNGKey(2), ctx, 40000)
+    freq = np.bincount(np.asarray(samples[:, 0] * 3 + samples[:, 1]), minlength=9) / 40000
+    lw = jax.jit(lambda p: pol.log_weights(p, jax.random.PRNGKey(3), ctx, pol.layout.all_actions(), 4000))(fitted)
+    p_hat = np.exp(np.asarray(jax.nn.logsumexp(lw, axis=-1) - np.log(4000)))
+    assert freq.max() > 0.2  # the tilted flow is far from uniform
+    np.testing.assert_allclose(p_hat, freq, atol=0.02)
