@@ -61,6 +61,15 @@ def build_ppo(env_id: str, configs: dict, mesh):
     return make_train(configs["ppo"], env, env_params, policy, mesh)
 
 
+def _build_from(target: str):
+    """For PPO-engine algorithms whose package provides ``build(env_id, configs, mesh)``."""
+
+    def build(env_id: str, configs: dict, mesh):
+        return _load(target)(env_id, configs, mesh)
+
+    return build
+
+
 def _build_plain(module: str, name: str):
     """For algorithms with their own Trainer: ``module.make_trainer(config, env_id)``."""
 
@@ -76,6 +85,13 @@ ALGOS: dict[str, Algo] = {
         build=build_ppo,
         default_env="CartPole-v1",
         summary="PPO with an MLP actor-critic (categorical or Gaussian)",
+        data_parallel=True,
+    ),
+    "iar": Algo(
+        configs={"ppo": "iar_jax.algo:IARA2CConfig", "iar": "iar_jax.algo:IARConfig"},
+        build=_build_from("iar_jax.algo:build"),
+        default_env="ERA-v1",
+        summary="IAR argmax-flow policy with invalid-action rejection, or its baselines (--policy mask|factored|ar)",
         data_parallel=True,
     ),
     "dra": Algo(
