@@ -82,6 +82,11 @@ def location_shares(utilities: jax.Array, player: jax.Array, opponent: jax.Array
     return jnp.sum(utilities.reshape(-1) * player_share)
 
 
+def inverse_gamma(key: jax.Array, alpha, beta, shape) -> jax.Array:
+    """InverseGamma(alpha, beta) samples: ``beta / G`` with ``G ~ Gamma(alpha, 1)``."""
+    return beta / jax.random.gamma(key, alpha, shape)
+
+
 def _placements(n_cells: int, n_facilities: int) -> np.ndarray:
     """All multisets of ``n_facilities`` cells (order of facilities does not matter)."""
     combos = itertools.combinations_with_replacement(range(n_cells), n_facilities)
@@ -110,8 +115,7 @@ class LocationGame(environment.Environment):
 
     def sample_state(self, key: jax.Array, params: LocationParams) -> LocationState:
         """Utilities ~ InverseGamma(alpha, beta) i.i.d., normalised; opponent = top cells."""
-        g = jax.random.gamma(key, params.alpha, (self.size, self.size)) / params.beta
-        u = 1.0 / g  # InverseGamma(alpha, beta) = 1 / Gamma(alpha, rate=beta)
+        u = inverse_gamma(key, params.alpha, params.beta, (self.size, self.size))
         u = u / u.sum()
         _, top = jax.lax.top_k(u.reshape(-1), self.n_opponent)
         return LocationState(utilities=u, opponent=top.astype(jnp.int32), time=0)

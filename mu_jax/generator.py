@@ -177,7 +177,7 @@ def diversity(kind: str, dist: Dist) -> jax.Array:
 
 
 def default_head(action_kind: str) -> str:
-    return "categorical" if action_kind == "discrete" else "beta"
+    return "categorical" if action_kind == "discrete" else "gaussian"
 
 
 def check_head(kind: str, action_kind: str) -> None:

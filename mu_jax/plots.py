@@ -72,9 +72,9 @@ def coverage_figure(actions_by_name: dict[str, np.ndarray], action_kind: str, en
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), markerscale=3, fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4 * cols), markerscale=3, fontsize=8)
     fig.suptitle("Coverage: where each candidate index lands over test states")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.09 if cols == 1 else 0.05, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

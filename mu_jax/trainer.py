@@ -19,6 +19,7 @@ action is candidate i, both as the best candidate and as the arm UCB recommends;
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ class Config:
     learning_rate: float = 1e-5  # Adam step size (orig: 1e-5)
     total_steps: int = 80_000  # updates in the budget (orig: 80,000 iterations)
     channels: int = 32  # channels of both 3x3 conv layers of the generator (orig: 32)
-    head: str = "auto"  # "categorical" | "beta" | "gaussian"; auto: categorical if discrete else beta
+    head: str = "auto"  # "categorical" | "beta" | "gaussian"; auto: categorical if discrete else gaussian
     gradient: str = "auto"  # "score" | "pathwise"; auto: score for discrete, pathwise for continuous
     estimator: str = "paper"  # "paper" | "orig" (orig code's MU/MAX transform of Q * log pi)
     diversity_weight: float = 0.1  # lambda of the diversity-regularised objective
@@ -51,7 +52,7 @@ class Config:
     eval_states: int = 256  # held-out states for finalize's figures
     search_budget: int = 64  # UCB pulls per state for the action-ordering histogram
     ucb_c: float = 1.0  # UCB exploration constant c
-    search_noise_std: float | None = None  # reward noise seen by the search; None: the env's own
+    search_noise_std: float = -1.0  # std of the reward noise the search sees; < 0: the env's own
 
 
 @struct.dataclass
@@ -144,8 +145,8 @@ class MUTrainer:
 
     # --- the Trainer contract -------------------------------------------------------
     def init(self, key: jax.Array) -> TrainState:
-        k_net, k_state, key = jax.random.split(key, 3)
-        obs = self.observe(self.sample_states(k_state, 1))
+        k_net, key = jax.random.split(key)
+        obs = jnp.zeros((1,) + tuple(self.env.observation_space(self.env_params).shape), jnp.float32)
         params = self.net.init(k_net, obs)
         return TrainState(params, self.optimizer.init(params), key, jnp.zeros((), jnp.int32))
 
@@ -163,7 +164,7 @@ class MUTrainer:
 
     # --- evaluation -----------------------------------------------------------------
     def search_params(self):
-        if self.config.search_noise_std is None:
+        if self.config.search_noise_std < 0:
             return self.env_params
         return self.env_params.replace(noise_std=self.config.search_noise_std)
 
@@ -207,16 +208,27 @@ class MUTrainer:
             out["kr_value"], out["kr_index"] = kv, ki
         return out
 
+    def test_states(self):
+        """The held-out states of ``finalize`` (``eval_states`` of them, fixed key)."""
+        return self.sample_states(jax.random.PRNGKey(12345), self.config.eval_states)
+
+    @functools.cached_property
+    def evaluate_jit(self):
+        """``jax.jit(evaluate)`` (budget and kr_ucb static), compiled once per trainer."""
+        return jax.jit(self.evaluate, static_argnames=("budget", "kr_ucb"))
+
     def finalize(self, states: TrainState, run_dir) -> None:
         """Write ``coverage.png`` and ``action_ordering.png`` (+ their numbers) into ``run_dir``."""
         from mu_jax import plots
 
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        test_states = self.sample_states(jax.random.PRNGKey(12345), self.config.eval_states)
+        test_states = self.test_states()
         n_seeds = jax.tree.leaves(states.params)[0].shape[0]
-        evaluate = jax.jit(lambda p, k: self.evaluate(p, k, test_states))
-        results = [evaluate(jax.tree.map(lambda x: x[i], states.params), jax.random.PRNGKey(i)) for i in range(n_seeds)]
+        results = [
+            self.evaluate_jit(jax.tree.map(lambda x: x[i], states.params), jax.random.PRNGKey(i), test_states)
+            for i in range(n_seeds)
+        ]
         name = f"{self.config.objective} ({self.env_id}, m={self.m})"
         plots.coverage_figure(
             {name: np.asarray(results[0]["actions"])}, self.action_kind, self.env, run_dir / "coverage.png"
