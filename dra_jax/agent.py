@@ -6,9 +6,9 @@ Per trial (the original's loop, paper Sec. 2 "Algorithm"):
    SARSA, ``q(s,a) += lr_q * (r + gamma * sum_a' pi(a'|s',zeta') q(s',a') - q(s,a))``, with a
    fresh ``zeta'`` at ``s'`` (reused to act at ``s'``); no bootstrap past a terminal state
    (a time-limit truncation bootstraps).
-2. *Gradient rollouts*: ``n_rollouts`` episodes with ``q`` and ``sigma`` fixed, each summed
-   into ``objectives.RolloutStats``; their mean gives the stochastic gradient of the chosen
-   objective (``objectives.py``).
+2. *Gradient rollouts*: ``n_rollouts`` episodes with ``q`` and ``sigma`` fixed; their
+   mean gives the stochastic gradient of the chosen objective (``objectives.py``; two
+   passes over the same episodes: per-trajectory scalars, then one gradient table).
 3. ``sigma += lr_sigma * (gradient + storage-cost gradient)``, clipped to
    ``[sigma_min, sigma_max]``. With ``allocation='equal'`` one precision is shared by every
    state-action: it moves by the mean of the per-entry gradients (the exact gradient of the
@@ -134,98 +134,122 @@ def _safe_row(task: TabularTask, obs) -> jax.Array:
     return jnp.clip(task.index(obs), 0, task.num_states - 1)
 
 
+def _draws(key, t, n: int, num_actions: int):
+    """Step ``t``'s randomness for ``n`` parallel episodes, from one key: ``zeta (n, A)``,
+    action uniforms ``(n,)``, environment keys ``(n, 2)``. Drawing per step from
+    ``fold_in(key, t)`` (rather than splitting a key per episode) keeps the random-number
+    work small and makes a replay of the same episodes exact."""
+    kz, ka, ks = jax.random.split(jax.random.fold_in(key, t), 3)
+    return (jax.random.normal(kz, (n, num_actions)), jax.random.uniform(ka, (n,)),
+            jax.random.split(ks, n))
+
+
 def learning_episode(key, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
-    """One episode of soft Thompson sampling with online expected-SARSA updates of ``q``.
+    """One episode of soft Thompson sampling with online expected-SARSA updates of ``q``
+    (``zeta'`` drawn at ``s'`` for the target is reused to act at ``s'``).
 
     Returns ``(q, return, length)``."""
     env = task.env
     A = task.num_actions
     k_reset, k_zeta, key = jax.random.split(key, 3)
     obs, env_state = env.reset_env(k_reset, env_params)
-    zeta = memory.sample_zeta(k_zeta, A)
+    zeta0 = memory.sample_zeta(k_zeta, A)
     sigma = agent.sigma
 
-    def cond(c):
-        return ~c[4]
-
     def body(c):
-        key, env_state, obs, zeta, done, q, ret, t = c
-        key, k_a, k_step, k_z = jax.random.split(key, 4)
+        env_state, obs, zeta, done, q, ret, t = c
+        zeta2, u, k_step = _draws(key, t, 1, A)
         s = _safe_row(task, obs)
         pi = memory.probs(q[s], sigma[s], zeta, beta)
-        a = memory.sample_action(k_a, pi)
-        obs2, env_state2, r, terminated, _ = env.step_env(k_step, env_state, a, env_params)
+        a = memory.action_from_uniform(u[0], pi)
+        obs2, env_state2, r, terminated, _ = env.step_env(k_step[0], env_state, a, env_params)
         truncated = env.is_truncated(env_state2, env_params) | (t + 1 >= spec.max_steps)
         s2 = _safe_row(task, obs2)
-        zeta2 = memory.sample_zeta(k_z, A)
-        pi2 = memory.probs(q[s2], sigma[s2], zeta2, beta)
+        pi2 = memory.probs(q[s2], sigma[s2], zeta2[0], beta)
         boot = jnp.where(terminated, 0.0, jnp.dot(pi2, q[s2]))
         td = r + hyper.gamma * boot - q[s, a]
         q = q.at[s, a].add(hyper.lr_q * td)
-        return (key, env_state2, obs2, zeta2, terminated | truncated, q, ret + r, t + 1)
+        return (env_state2, obs2, zeta2[0], terminated | truncated, q, ret + r, t + 1)
 
-    init = (key, env_state, obs, zeta, jnp.asarray(False), agent.q, jnp.asarray(0.0), jnp.asarray(0))
-    _, _, _, _, _, q, ret, t = jax.lax.while_loop(cond, body, init)
+    init = (env_state, obs, zeta0, jnp.asarray(False), agent.q, jnp.asarray(0.0), jnp.asarray(0))
+    *_, q, ret, t = jax.lax.while_loop(lambda c: ~c[3], body, init)
     return q, ret, t
 
 
-def gradient_rollout(key, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
-    """One episode with ``q``, ``sigma`` fixed, summed into ``objectives.RolloutStats``."""
+def _rollouts(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec,
+              weights=None):
+    """``n`` episodes with ``q``, ``sigma`` fixed, stepped together in one loop.
+
+    ``weights=None``: returns ``objectives.RolloutStats`` (per-trajectory scalars, visits).
+    ``weights=(c, w)``: replays the *same* episodes (same key) and returns the table
+    ``sum_n sum_t [c_n e_nt Psi_nt + w_n dH_nt]`` ``(S, A)`` (see ``objectives.py``).
+    The loop carries one table per agent, not one per trajectory, so vmapping many agents
+    stays cheap."""
     env = task.env
-    A = task.num_actions
+    A, S = task.num_actions, task.num_states
     q, sigma = agent.q, agent.sigma
     k_reset, key = jax.random.split(key)
-    obs, env_state = env.reset_env(k_reset, env_params)
-    zeros = jnp.zeros_like(q)
+    obs, env_state = jax.vmap(env.reset_env, in_axes=(0, None))(jax.random.split(k_reset, n), env_params)
     kl_row_sums = jnp.sum(memory.kl_gaussian(sigma, hyper.sigma_base), axis=-1)  # (S,)
-    kl_grad_tab = memory.kl_gaussian_grad(sigma, hyper.sigma_base)  # (S, A)
-
-    def cond(c):
-        return ~c[3]
+    accumulate = weights is not None
 
     def body(c):
-        key, env_state, obs, done, st = c
-        key, k_z, k_a, k_step = jax.random.split(key, 4)
-        s = _safe_row(task, obs)
-        zeta = memory.sample_zeta(k_z, A)
-        pi = memory.probs(q[s], sigma[s], zeta, beta)
-        a = memory.sample_action(k_a, pi)
-        obs2, env_state2, r, terminated, _ = env.step_env(k_step, env_state, a, env_params)
-        truncated = env.is_truncated(env_state2, env_params) | (st.length + 1 >= spec.max_steps)
-        e = memory.score_sigma(a, zeta, pi, beta) * objectives.psi(hyper.baseline, q[s], a)
+        env_state, obs, active, st, table, t = c
+        zeta, u, k_step = _draws(key, t, n, A)
+        s = _safe_row(task, obs)  # (n,)
+        pi = jax.vmap(memory.probs, in_axes=(0, 0, 0, None))(q[s], sigma[s], zeta, beta)
+        a = memory.action_from_uniform(u, pi)
+        obs2, env_state2, r, terminated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
+            k_step, env_state, a, env_params)
+        truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(env_state2, env_params)
+        truncated = truncated | (t + 1 >= spec.max_steps)
+        m = active.astype(jnp.float32)
         st = st._replace(
-            score=st.score.at[s].add(e),
-            ent_grad=st.ent_grad.at[s].add(memory.entropy_grad_sigma(zeta, pi, beta)),
-            visits=st.visits.at[s].add(1.0),
-            ret=st.ret + r,
-            ent=st.ent + memory.entropy(pi),
-            length=st.length + 1,
+            ret=st.ret + m * r,
+            ent=st.ent + m * memory.entropy(pi),
+            kl_visits=st.kl_visits + m * kl_row_sums[s],
+            length=st.length + active.astype(jnp.int32),
+            visits=st.visits.at[s].add(m),
         )
-        return (key, env_state2, obs2, terminated | truncated, st)
+        if accumulate:
+            c_n, w_n = weights
+            e = jax.vmap(memory.score_sigma, in_axes=(0, 0, 0, None))(a, zeta, pi, beta)
+            psi = jax.vmap(objectives.psi, in_axes=(None, 0, 0))(hyper.baseline, q[s], a)
+            h = jax.vmap(memory.entropy_grad_sigma, in_axes=(0, 0, None))(zeta, pi, beta)
+            table = table.at[s].add(m[:, None] * (c_n[:, None] * psi[:, None] * e + w_n[:, None] * h))
+        keep = lambda new, old: jnp.where(active.reshape((n,) + (1,) * (new.ndim - 1)), new, old)
+        env_state = jax.tree.map(keep, env_state2, env_state)
+        obs = keep(obs2, obs)
+        active = active & ~(terminated | truncated)
+        return env_state, obs, active, st, table, t + 1
 
     st0 = objectives.RolloutStats(
-        score=zeros, ent_grad=zeros, kl_grad=zeros, ret=jnp.asarray(0.0), ent=jnp.asarray(0.0),
-        kl_visits=jnp.asarray(0.0), length=jnp.asarray(0), visits=jnp.zeros(task.num_states),
+        ret=jnp.zeros(n), ent=jnp.zeros(n), kl_visits=jnp.zeros(n), length=jnp.zeros(n, jnp.int32),
+        visits=jnp.zeros(S),
     )
-    *_, st = jax.lax.while_loop(cond, body, (key, env_state, obs, jnp.asarray(False), st0))
-    # The access cost and its pathwise gradient depend on the visits only.
-    return st._replace(
-        kl_grad=st.visits[:, None] * kl_grad_tab,
-        kl_visits=jnp.dot(st.visits, kl_row_sums),
-    )
+    table0 = jnp.zeros((S, A)) if accumulate else jnp.zeros(())
+    c0 = (env_state, obs, jnp.ones(n, bool), st0, table0, jnp.asarray(0))
+    *_, st, table, _ = jax.lax.while_loop(lambda c: jnp.any(c[2]), body, c0)
+    return table if accumulate else st
 
 
-def sigma_gradient(keys, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
-    """Mean over rollouts (one per key) of the objective's gradient, plus the storage term.
+def rollout_stats(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
+    """Per-trajectory sums of ``n`` episodes (no gradient): ``objectives.RolloutStats``."""
+    return _rollouts(key, n, agent, hyper, beta, task, env_params, spec)
 
-    Returns ``(gradient (S, A), per-rollout RolloutStats)``."""
-    stats = jax.vmap(lambda k: gradient_rollout(k, agent, hyper, beta, task, env_params, spec))(keys)
-    grads = jax.vmap(
-        lambda st: objectives.trajectory_gradient(hyper.objective, hyper.baseline, st, hyper.lmbda, spec.horizon_T)
-    )(stats)
-    g = jnp.mean(grads, axis=0) + objectives.storage_gradient(
-        hyper.objective, agent.sigma, hyper.sigma_base, hyper.lmbda
-    )
+
+def sigma_gradient(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
+    """Stochastic gradient of the objective w.r.t. sigma from ``n`` trajectories, plus the
+    storage-cost term. Returns ``(gradient (S, A), RolloutStats)``.
+
+    Pass 1 sums each trajectory's scalars (return, entropy, access KL, length); pass 2
+    replays the same trajectories and sums the weighted score and entropy gradients."""
+    stats = rollout_stats(key, n, agent, hyper, beta, task, env_params, spec)
+    c, w, a = objectives.gradient_weights(hyper.objective, hyper.baseline, stats, hyper.lmbda, spec.horizon_T)
+    table = _rollouts(key, n, agent, hyper, beta, task, env_params, spec, weights=(c, w))
+    access = -a * hyper.lmbda * stats.visits[:, None] * memory.kl_gaussian_grad(agent.sigma, hyper.sigma_base)
+    g = (table + access) / n + objectives.storage_gradient(
+        hyper.objective, agent.sigma, hyper.sigma_base, hyper.lmbda)
     return g, stats
 
 

@@ -50,7 +50,14 @@ def sample_zeta(key: jax.Array, num_actions: int) -> jax.Array:
 
 def sample_action(key: jax.Array, pi: jax.Array) -> jax.Array:
     """``a ~ pi`` (int32)."""
-    return jax.random.categorical(key, jnp.log(jnp.clip(pi, 1e-30, 1.0))).astype(jnp.int32)
+    return action_from_uniform(jax.random.uniform(key, pi.shape[:-1]), pi)
+
+
+def action_from_uniform(u: jax.Array, pi: jax.Array) -> jax.Array:
+    """Inverse-CDF draw ``a ~ pi`` from ``u ~ U(0, 1)`` (one uniform per choice), int32;
+    ``pi`` has the actions on its last axis."""
+    a = jnp.sum(jnp.cumsum(pi, axis=-1) < u[..., None], axis=-1)
+    return jnp.minimum(a, pi.shape[-1] - 1).astype(jnp.int32)
 
 
 def score_sigma(action: jax.Array, zeta: jax.Array, pi: jax.Array, beta) -> jax.Array:

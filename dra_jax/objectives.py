@@ -46,6 +46,15 @@ leaves future costs out of its critic. The pathwise part is exact: ``-lambda * d
 at every visit (objective 2, ``memory.kl_gaussian_grad``), ``lambda * dH_t`` (objectives 2
 and 3, ``memory.entropy_grad_sigma``); the storage KL's closed-form gradient
 ``lambda * (sigma/sigma_base^2 - 1/sigma)`` (objectives 1 and 3) is added once per update.
+
+Every per-trajectory factor (``G`` for 'R', ``1/T`` for Eq. 10) is a scalar per trajectory,
+so a gradient over ``N`` trajectories is one table::
+
+    g = (1/N) sum_n sum_t [ c_n e_nt Psi_nt + w_n dH_nt ] - a lambda (1/N) sum_n sum_t dKL(s_nt)
+
+with ``(c_n, w_n, a) = gradient_weights(...)``. The agent computes the scalars in a first
+pass over the trajectories and sums the table in a second pass over the same trajectories
+(same random keys), which keeps one table per agent instead of one per trajectory.
 """
 
 from __future__ import annotations
@@ -65,21 +74,15 @@ STORAGE_COST = {"dra": True, "elbo_access": False, "elbo_storage": True}
 
 
 class RolloutStats(NamedTuple):
-    """Sums along one trajectory, every table of shape ``(S, A)``.
+    """Per-trajectory sums for ``N`` trajectories (leading axis ``N``), plus visits.
 
-    score:    sum_t e_t * Psi_t  ('A', 'Q') or sum_t e_t ('R'); ``e_t`` placed at row s_t
-    ent_grad: sum_t dH_t/dsigma (pathwise, at row s_t)
-    kl_grad:  sum_t dKL(s_t)/dsigma (at row s_t): the access cost's pathwise gradient
-    ret:      sum_t r_t (undiscounted)
-    ent:      sum_t H_t
-    kl_visits: sum_t KL(s_t)
-    length:   T
-    visits:   (S,) number of visits of each state
+    ret:       (N,) sum_t r_t (undiscounted)
+    ent:       (N,) sum_t H_t
+    kl_visits: (N,) sum_t KL(s_t)  (the access cost before lambda)
+    length:    (N,) T
+    visits:    (S,) visits of each state, summed over the N trajectories
     """
 
-    score: jax.Array
-    ent_grad: jax.Array
-    kl_grad: jax.Array
     ret: jax.Array
     ent: jax.Array
     kl_visits: jax.Array
@@ -122,12 +125,12 @@ def psi(baseline: jax.Array, q_s: jax.Array, action: jax.Array) -> jax.Array:
 
 def _length(stats: RolloutStats, horizon_T: float) -> jax.Array:
     if horizon_T > 0:
-        return jnp.asarray(horizon_T, jnp.float32)
+        return jnp.full(jnp.shape(stats.ret), horizon_T, jnp.float32)
     return jnp.maximum(stats.length, 1).astype(jnp.float32)
 
 
 def _values(stats: RolloutStats, lmbda, storage_kl, horizon_T: float) -> jax.Array:
-    """The trajectory's value under objectives 1, 2 (Eq. 8), 3 (Eq. 10), stacked ``(3,)``."""
+    """Each trajectory's value under objectives 1, 2 (Eq. 8), 3 (Eq. 10), stacked ``(3, N)``."""
     T = _length(stats, horizon_T)
     return jnp.stack([
         stats.ret - lmbda * storage_kl,
@@ -137,33 +140,35 @@ def _values(stats: RolloutStats, lmbda, storage_kl, horizon_T: float) -> jax.Arr
 
 
 def trajectory_value(objective: jax.Array, stats: RolloutStats, lmbda, storage_kl, horizon_T: float = 0.0):
-    """One trajectory's estimate of the objective (1: DRA, 2: note Eq. 8, 3: note Eq. 10);
-    ``storage_kl = sum_{s,a} KL_sa`` of the current table."""
+    """Each trajectory's estimate ``(N,)`` of the objective (1: DRA, 2: note Eq. 8, 3: note
+    Eq. 10); ``storage_kl = sum_{s,a} KL_sa`` of the current table."""
     return _values(stats, lmbda, storage_kl, horizon_T)[objective_id(objective)]
 
 
-def trajectory_gradient(objective: jax.Array, baseline: jax.Array, stats: RolloutStats, lmbda,
-                        horizon_T: float = 0.0) -> jax.Array:
-    """One trajectory's gradient estimate ``(S, A)`` of the objective w.r.t. sigma, without
-    the storage KL term (added once per update by ``storage_gradient``)."""
+def gradient_weights(objective: jax.Array, baseline: jax.Array, stats: RolloutStats, lmbda,
+                     horizon_T: float = 0.0):
+    """Per-trajectory weights of the gradient table (see the module docstring):
+
+    * ``c`` (N,): multiplies ``sum_t e_t Psi_t`` ('R': the trajectory's value ``G``, with
+      ``Psi = 1``; 'A'/'Q': 1, or ``1/T`` for Eq. 10);
+    * ``w`` (N,): multiplies the pathwise entropy gradient ``sum_t dH_t`` (0, lambda, lambda/T);
+    * ``a`` (): multiplies ``-lambda sum_t dKL(s_t)`` (1 for Eq. 8's access cost, else 0).
+    """
     objective, baseline = objective_id(objective), baseline_id(baseline)
     is_R = baseline == BASELINES.index("R")
     T = _length(stats, horizon_T)
-    # Value whose score-function gradient is taken when baseline == 'R' (storage KL aside:
-    # it does not depend on the trajectory, and E[sum_t e_t] = 0).
+    # Value whose score-function gradient is taken when baseline == 'R' (the storage KL
+    # does not depend on the trajectory and E[sum_t e_t] = 0, so it is left out).
     G = jnp.stack([
         stats.ret,
         stats.ret - lmbda * stats.kl_visits + lmbda * stats.ent,
         (stats.ret + lmbda * stats.ent) / T,
     ])[objective]
-    critic_scale = jnp.stack([1.0, 1.0, 1.0 / T])[objective]
-    scale = jnp.where(is_R, G, critic_scale)
-    pathwise = jnp.stack([
-        jnp.zeros_like(stats.score),
-        lmbda * (stats.ent_grad - stats.kl_grad),
-        (lmbda / T) * stats.ent_grad,
-    ])[objective]
-    return scale * stats.score + pathwise
+    critic_scale = jnp.stack([jnp.ones_like(T), jnp.ones_like(T), 1.0 / T])[objective]
+    c = jnp.where(is_R, G, critic_scale)
+    w = jnp.stack([jnp.zeros_like(T), jnp.full_like(T, lmbda), lmbda / T])[objective]
+    a = (objective == OBJECTIVES.index("elbo_access")).astype(jnp.float32)
+    return c, w, a
 
 
 def storage_gradient(objective: jax.Array, sigma: jax.Array, sigma_base, lmbda) -> jax.Array:

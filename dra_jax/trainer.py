@@ -168,13 +168,9 @@ class DRATrainer:
         key, k_learn, k_roll = jax.random.split(state.key, 3)
         q, learn_ret, _ = agent_lib.learning_episode(k_learn, state.agent, hyper, beta, task, params, spec)
         ag = state.agent.replace(q=q)
-        grad, stats = agent_lib.sigma_gradient(
-            jax.random.split(k_roll, spec.n_rollouts), ag, hyper, beta, task, params, spec
-        )
+        grad, stats = agent_lib.sigma_gradient(k_roll, spec.n_rollouts, ag, hyper, beta, task, params, spec)
         kl_total = agent_lib.storage_kl(ag, hyper)
-        values = jax.vmap(
-            lambda st: objectives.trajectory_value(hyper.objective, st, hyper.lmbda, kl_total, spec.horizon_T)
-        )(stats)
+        values = objectives.trajectory_value(hyper.objective, stats, hyper.lmbda, kl_total, spec.horizon_T)
         new_ag = ag.replace(sigma=agent_lib.update_sigma(ag.sigma, grad, hyper, spec))
         take = state.trial == self.snapshot_trial
         snapshot = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_ag, state.snapshot)
@@ -211,20 +207,16 @@ class DRATrainer:
         task, spec, hyper = self.task, self.spec, state.hyper
         params = task.params_for_trial(task.env_params, state.trial)
         beta = self._beta(hyper, state.trial)
-        keys = jax.random.split(key, n_episodes)
-        stats = jax.vmap(
-            lambda k: agent_lib.gradient_rollout(k, state.agent, hyper, beta, task, params, spec)
-        )(keys)
+        stats = agent_lib.rollout_stats(key, n_episodes, state.agent, hyper, beta, task, params, spec)
         kl_total = agent_lib.storage_kl(state.agent, hyper)
         out = {"reward": jnp.mean(stats.ret), "cost": hyper.lmbda * kl_total,
                "access_cost": hyper.lmbda * jnp.mean(stats.kl_visits),
                "entropy": jnp.mean(stats.ent),
                "episode_length": jnp.mean(stats.length.astype(jnp.float32)),
-               "visits": jnp.mean(stats.visits, axis=0)}  # (S,) mean visits per episode
+               "visits": stats.visits / n_episodes}  # (S,) mean visits per episode
         for i, obj in enumerate(objectives.OBJECTIVES):
             out[f"objective_{obj}"] = jnp.mean(
-                jax.vmap(lambda st: objectives.trajectory_value(i, st, hyper.lmbda, kl_total, spec.horizon_T))(stats)
-            )
+                objectives.trajectory_value(i, stats, hyper.lmbda, kl_total, spec.horizon_T))
         return out
 
     # ---------------------------------------------------------------------------------
