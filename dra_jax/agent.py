@@ -1,6 +1,6 @@
 """The tabular DRA agent: one trial = one learning episode + ``n_rollouts`` gradient rollouts.
 
-Per trial (the original's loop, paper Sec. 2 "Algorithm"):
+Per trial (the DRA algorithm of the paper, as the original code runs it):
 
 1. *Learning episode*: act by soft Thompson sampling and update ``q`` online by expected
    SARSA, ``q(s,a) += lr_q * (r + gamma * sum_a' pi(a'|s',zeta') q(s',a') - q(s,a))``, with a

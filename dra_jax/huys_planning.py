@@ -1,4 +1,4 @@
-"""Memory allocation for budgeted planning in the Huys task (paper Sec. 3.3, Fig. 3).
+"""Memory allocation for budgeted planning in the Huys task (paper Fig. 3).
 
 The agent plans from a random start state (one of 6) with a tree search of ``depth`` moves.
 At the start of each trial it reads every memory once, ``Q~ = q* + sigma * zeta``,
@@ -10,7 +10,7 @@ re-exploring" rule): it visits the first ``k`` leaves of the depth-first order i
 each node's children are sorted by ``Q~``. It then takes the best explored path; the trial's
 reward is that path's total reward.
 
-Objective (the DRA objective of the paper, Sec. 2, with the planner as the policy)::
+Objective (the DRA objective of the paper with the planner as the policy)::
 
     F(sigma) = E_{s0, zeta}[ max_{explored paths} R(path) ] - lambda * sum KL(N(q*, sigma^2) || N(q*, sigma_base^2))
 

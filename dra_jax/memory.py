@@ -1,14 +1,14 @@
 """Noisy memories and the soft Thompson-sampling policy of DRA (Patel, Acerbi & Pouget 2020).
 
 Each state-action value is remembered as a Gaussian, ``Q(s,a) ~ N(q(s,a), sigma(s,a)^2)``
-(paper, Sec. 2: the agent's memory distribution). Acting draws one sample per visit,
+(the paper's memory distribution). Acting draws one sample per visit,
 ``zeta ~ N(0, I)``, and chooses by a softmax over the sampled values ("soft Thompson
-sampling", paper Sec. 2)::
+sampling" in the paper)::
 
     pi(a | s, zeta) = softmax_a( beta * (q(s,a) + zeta_a * sigma(s,a)) )
 
 The resource cost of a memory is its KL divergence from the imprecise base memory
-``N(q, sigma_base^2)`` (paper Sec. 2, the cost term of the DRA objective)::
+``N(q, sigma_base^2)`` (the cost term of the paper's DRA objective)::
 
     KL(N(q, sigma^2) || N(q, sigma_base^2)) = log(sigma_base / sigma) + sigma^2 / (2 sigma_base^2) - 1/2
     d KL / d sigma = sigma / sigma_base^2 - 1 / sigma            (closed form)
@@ -66,7 +66,7 @@ def score_sigma(action: jax.Array, zeta: jax.Array, pi: jax.Array, beta) -> jax.
         d log pi(a | s, zeta) / d sigma(s, b) = beta * zeta_b * (1[a = b] - pi(b | s, zeta))
 
     Shape ``(A,)``. This is the score-function (REINFORCE) factor of the DRA gradient
-    (paper Sec. 2); ``zeta`` enters by reparameterisation, the discrete choice by its score.
+    (the paper's DRA gradient); ``zeta`` enters by reparameterisation, the discrete choice by its score.
     """
     onehot = jax.nn.one_hot(action, pi.shape[-1], dtype=pi.dtype)
     return beta * zeta * (onehot - pi)

@@ -5,7 +5,7 @@ of length ``T`` under soft Thompson sampling ``pi(a|s,zeta)`` (see ``memory.py``
 ``KL_sa = KL(N(q_sa, sigma_sa^2) || N(q_sa, sigma_base^2))``; ``KL(s) = sum_a KL_sa``;
 ``H_t = H(pi(.|s_t, zeta_t))``; ``lambda`` the price of precision.
 
-1. ``"dra"``: the original DRA objective (Patel, Acerbi & Pouget 2020, Sec. 2), a
+1. ``"dra"``: the original DRA objective (Patel, Acerbi & Pouget 2020), a
    *storage* cost paid once for the whole table::
 
        F_DRA(sigma) = E_tau[ sum_t r_t ] - lambda * sum_{s,a} KL_sa

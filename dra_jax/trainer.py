@@ -10,8 +10,9 @@ step; see ``agent.py``). ``run(state, n)`` scans ``n`` trials and returns per-tr
 * ``objective_dra``: ``return - cost``, the original objective, whatever is optimised;
 * ``entropy``, ``episode_length``, ``learn_return``, ``sigma_mean``, ``beta``, ``trial``.
 
-Hyperparameters that are floats live in the state (``agent.Hyper``), so a sweep is one
-vmapped call::
+Hyperparameters live in the state as arrays (``agent.Hyper``: lambda, beta, learning rates,
+sigma0, sigma_base, and the objective, baseline and allocation as indices), so a sweep
+over any of them is one vmapped call::
 
     tr = make_trainer(Config(n_trials=2000), "DRA-maze")
     lams = jnp.array([0.01, 0.1, 1.0])
@@ -32,12 +33,12 @@ import numpy as np
 from flax import struct
 
 from dra_jax import agent as agent_lib
-from dra_jax import memory, objectives
+from dra_jax import objectives
 
 
 @dataclass(frozen=True)
 class Config:
-    """Defaults: the original's maze settings (``choiceEntropy_fig1b.py``; paper Sec. 3.1)."""
+    """Defaults: the original's maze settings (``choiceEntropy_fig1b.py``; paper Fig. 1)."""
 
     n_trials: int = 10_000  # budget in trials (episodes), env-independent; orig 1e4
     n_rollouts: int = 10  # trajectories averaged per sigma gradient (orig N_traj)

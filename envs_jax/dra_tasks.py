@@ -37,7 +37,7 @@ from gymnax.environments import environment, spaces
 from gymnax.environments.classic_control.mountain_car import MountainCar
 
 # --------------------------------------------------------------------------------------
-# Maze (paper Sec. 3.1 / Fig. 1; layout of Mattar & Daw 2018).
+# Maze (paper Fig. 1; the original's layout, after Mattar & Daw 2018).
 # --------------------------------------------------------------------------------------
 MAZE_HEIGHT = 6
 MAZE_WIDTH = 9
@@ -174,7 +174,7 @@ def make_maze(**kwargs: Any):
 
 
 # --------------------------------------------------------------------------------------
-# Huys planning task (Huys et al. 2012; paper Sec. 3.3). 1-indexed in the paper, 0 here.
+# Huys planning task (Huys et al. 2012; paper Fig. 3). 1-indexed in the paper, 0 here.
 # --------------------------------------------------------------------------------------
 # HUYS_SUCC[s, a]: successor of state s under action a; HUYS_REWARD[s, a]: its reward.
 # Rewards (1-indexed): 1->2 +140, 1->4 +20, 2->3 -20, 2->5 -70, 3->4 -20, 3->6 -70,
@@ -282,7 +282,7 @@ def make_huys(depth: int = 3, **kwargs: Any):
 
 
 # --------------------------------------------------------------------------------------
-# MountainCar discretised as in the original DRA code (paper Sec. 3.2, Fig. 2).
+# MountainCar discretised as in the original DRA code (paper Fig. 2).
 # --------------------------------------------------------------------------------------
 MC_SCALE = np.array([10.0, 100.0], dtype=np.float32)
 MC_GRID = (19, 15)
