@@ -211,7 +211,7 @@ def test_bandit_agent_gives_precision_where_the_arm_values_matter():
 # --------------------------------------------------------------------------------------
 # Trainer contract
 # --------------------------------------------------------------------------------------
-SMALL = dict(n_trials=24, n_rollouts=3, max_steps=150)
+SMALL = dict(n_trials=24, n_rollouts=3, max_steps=150, snapshot_trial=11)
 
 
 @functools.lru_cache(maxsize=None)
@@ -236,6 +236,9 @@ def test_maze_trainer_runs_init_run_finalize_end_to_end(tmp_path):
     np.testing.assert_array_equal(np.asarray(m2["return"]), np.asarray(m2b["return"]))
     np.testing.assert_array_equal(np.asarray(s2.agent.sigma), np.asarray(s2b.agent.sigma))
     assert np.all(np.asarray(s2.trial) == 24)
+    # The "before" picture is the agent at the end of trial snapshot_trial (the 12th).
+    np.testing.assert_array_equal(np.asarray(s2.snapshot.sigma), np.asarray(s1.agent.sigma))
+    assert not np.array_equal(np.asarray(s2.snapshot.sigma), np.asarray(s2.agent.sigma))
     tr.finalize(s2, tmp_path)
     assert (tmp_path / "dra_allocation.png").stat().st_size > 10_000
     with np.load(tmp_path / "dra_allocation.npz") as z:
