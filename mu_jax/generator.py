@@ -64,6 +64,14 @@ class Generator(nn.Module):
     ``action_shape`` is ``(F, K)`` for categorical heads and ``(d,)`` for continuous ones.
     Returns a dict: ``{"logits": [..., n_heads, F, K]}``, ``{"alpha", "beta": [..., n_heads,
     d]}`` or ``{"mean", "log_std": [..., n_heads, d]}``.
+
+    ``head_layer``: ``"dense"`` (the paper's/orig's: one dense layer from the flattened
+    features to every head parameter) or ``"spatial"`` (for states that are images of the
+    action space, our addition): every cell's features give each head a logit for that cell,
+    plus a learned per-head, per-cell bias (a head can own a region). Categorical heads use
+    these logits over the ``K = H * W`` cells directly; Gaussian heads take as mean the
+    soft-argmax ``sum_cell softmax(logits)_cell * centre(cell)``, cell ``(i, j)`` having
+    centre ``((i + 1/2) / H, (j + 1/2) / W)`` in ``[0, 1]^2`` (``MU-peaks2d``'s rendering).
     """
 
     n_heads: int
@@ -71,14 +79,20 @@ class Generator(nn.Module):
     action_shape: tuple[int, ...]
     channels: int = 32
     init_log_std: float = math.log(0.1)
+    head_layer: str = "dense"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> Dist:
         x = nn.relu(PatchConv(self.channels)(obs))
         x = nn.relu(PatchConv(self.channels)(x))
+        H, W = x.shape[-3], x.shape[-2]
+        small = nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
+        if self.head_layer == "spatial":
+            return self._spatial(x, H, W, small)
+        if self.head_layer != "dense":
+            raise ValueError(f"unknown head_layer {self.head_layer!r}; expected 'dense' or 'spatial'")
         x = x.reshape(x.shape[:-3] + (-1,))
         lead = x.shape[:-1]
-        small = nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
         if self.kind == "categorical":
             F, K = self.action_shape
             logits = nn.Dense(self.n_heads * F * K, kernel_init=small)(x)
@@ -89,9 +103,35 @@ class Generator(nn.Module):
             return {"alpha": 1.0 + jax.nn.softplus(raw[..., 0]), "beta": 1.0 + jax.nn.softplus(raw[..., 1])}
         if self.kind == "gaussian":
             mean = jax.nn.sigmoid(nn.Dense(self.n_heads * d)(x)).reshape(lead + (self.n_heads, d))
-            log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.n_heads, d))
-            return {"mean": mean, "log_std": jnp.broadcast_to(log_std, mean.shape)}
+            return {"mean": mean, "log_std": self._log_std(mean.shape)}
         raise ValueError(f"unknown head kind {self.kind!r}; expected one of {HEAD_KINDS}")
+
+    def _log_std(self, shape):
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.n_heads, shape[-1]))
+        return jnp.broadcast_to(log_std, shape)
+
+    def _spatial(self, x, H, W, init):
+        lead = x.shape[:-3]
+        if self.kind == "categorical":
+            F, K = self.action_shape
+            if K != H * W:
+                raise ValueError(f"spatial categorical heads need K = H * W cells, got K={K}, image {H}x{W}")
+            n_out = self.n_heads * F
+        elif self.kind == "gaussian":
+            if tuple(self.action_shape) != (2,):
+                raise ValueError("spatial Gaussian heads need 2-D actions (the image's two axes)")
+            n_out = self.n_heads
+        else:
+            raise ValueError(f"head_layer 'spatial' supports categorical and gaussian heads, not {self.kind!r}")
+        logits = nn.Dense(n_out, kernel_init=init)(x).reshape(lead + (H * W, n_out))
+        logits = logits + self.param("cell_bias", nn.initializers.normal(0.01), (H * W, n_out))
+        logits = jnp.swapaxes(logits, -1, -2)  # [..., n_out, H*W]
+        if self.kind == "categorical":
+            return {"logits": logits.reshape(lead + (self.n_heads, F, K))}
+        rows, cols = jnp.meshgrid((jnp.arange(H) + 0.5) / H, (jnp.arange(W) + 0.5) / W, indexing="ij")
+        centres = jnp.stack([rows.reshape(-1), cols.reshape(-1)], -1)  # [H*W, 2]
+        mean = jax.nn.softmax(logits, axis=-1) @ centres  # [..., n_heads, 2]
+        return {"mean": mean, "log_std": self._log_std(mean.shape)}
 
 
 def expand_heads(dist: Dist, m: int) -> Dist:

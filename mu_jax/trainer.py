@@ -45,6 +45,7 @@ class Config:
     total_steps: int = 80_000  # updates in the budget (orig: 80,000 iterations)
     channels: int = 32  # channels of both 3x3 conv layers of the generator (orig: 32)
     head: str = "auto"  # "categorical" | "beta" | "gaussian"; auto: categorical if discrete else gaussian
+    head_layer: str = "dense"  # "dense" (paper/orig) | "spatial" (per-cell logits; images of the action space)
     gradient: str = "auto"  # "score" | "pathwise"; auto: score for discrete, pathwise for continuous
     estimator: str = "paper"  # "paper" | "orig" (orig code's MU/MAX transform of Q * log pi)
     diversity_weight: float = 0.1  # lambda of the diversity-regularised objective
@@ -89,7 +90,7 @@ class MUTrainer:
         self.gradient = grad
         self.m = config.num_candidates
         self.n_heads = 1 if config.objective == "policy" else self.m
-        self.net = gen.Generator(self.n_heads, self.head, tuple(self.action_shape), config.channels)
+        self.net = gen.Generator(self.n_heads, self.head, tuple(self.action_shape), config.channels, head_layer=config.head_layer)
         self.optimizer = optax.adam(config.learning_rate)
         self.num_updates = int(config.total_steps)
         self.steps_per_update = int(config.batch_size)
@@ -168,8 +169,12 @@ class MUTrainer:
             return self.env_params
         return self.env_params.replace(noise_std=self.config.search_noise_std)
 
-    def evaluate(self, params, key: jax.Array, states, budget: int | None = None, kr_ucb: bool = False) -> dict:
+    def evaluate(
+        self, params, key: jax.Array, states, budget: int | None = None, kr_ucb: bool = False, noise_std=None
+    ) -> dict:
         """Candidates and their values on ``states``, plus UCB (and KR-UCB) search results.
+
+        The searches see rewards with noise std ``noise_std`` (default: ``search_params()``).
 
         Returns ``actions [B, m, ...]``, ``q [B, m]``, ``best`` (``max_i Q``, ``[B]``),
         ``best_index [B]``, ``ucb_index [B]``, ``ucb_value [B]`` (Q of UCB's recommendation)
@@ -180,7 +185,7 @@ class MUTrainer:
         k_cand, k_search, k_kr = jax.random.split(key, 3)
         actions = self.candidates(params, k_cand, states)
         q = self.q_values(states, actions)
-        sp = self.search_params()
+        sp = self.search_params() if noise_std is None else self.env_params.replace(noise_std=noise_std)
         B = q.shape[0]
 
         def ucb_one(k, s, acts):
@@ -253,6 +258,8 @@ def _validate(config: Config) -> None:
         raise ValueError(f"unknown estimator {config.estimator!r}; expected one of {obj.ESTIMATORS}")
     if config.gradient not in obj.GRADIENTS + ("auto",):
         raise ValueError(f"unknown gradient {config.gradient!r}; expected auto, score or pathwise")
+    if config.head_layer not in ("dense", "spatial"):
+        raise ValueError(f"unknown head_layer {config.head_layer!r}; expected 'dense' or 'spatial'")
     if config.head not in gen.HEAD_KINDS + ("auto",):
         raise ValueError(f"unknown head {config.head!r}; expected auto or one of {gen.HEAD_KINDS}")
     for field in ("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"):

@@ -247,3 +247,31 @@ def test_unknown_objective_raises():
         obj.score_loss("nope", jnp.zeros((1, 2)), jnp.zeros((1, 2)))
     with pytest.raises(ValueError, match="unknown estimator"):
         obj.mu_score_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), "nope")
+
+
+def test_spatial_gaussian_head_mean_is_the_soft_argmax_of_cell_centres():
+    """head_layer='spatial': mean = sum_cells softmax(logits) * cell centre ((i+1/2)/H, (j+1/2)/W)."""
+    net = gen.Generator(2, "gaussian", (2,), channels=3, head_layer="spatial")
+    obs = jax.random.uniform(jax.random.PRNGKey(0), (4, 6, 1))
+    params = net.init(jax.random.PRNGKey(1), obs)
+    out = net.apply(params, obs)
+    # recompute the per-cell logits with the network's own torso, then the soft-argmax in numpy
+    torso = lambda p, x: jax.nn.relu(gen.PatchConv(3).apply({"params": p}, x))
+    x = torso(params["params"]["PatchConv_1"], torso(params["params"]["PatchConv_0"], obs))
+    d = params["params"]["Dense_0"]
+    logits = np.asarray(x.reshape(24, 3) @ d["kernel"] + d["bias"] + params["params"]["cell_bias"])  # [24, 2]
+    p = np.exp(logits - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+    i, j = np.meshgrid((np.arange(4) + 0.5) / 4, (np.arange(6) + 0.5) / 6, indexing="ij")
+    ref = np.stack([p.T @ i.reshape(-1), p.T @ j.reshape(-1)], -1)
+    np.testing.assert_allclose(out["mean"], ref, rtol=1e-5, atol=1e-6)
+    assert out["log_std"].shape == (2, 2)
+
+
+def test_spatial_categorical_head_has_one_logit_per_cell():
+    net = gen.Generator(3, "categorical", (2, 20), channels=3, head_layer="spatial")
+    obs = jnp.zeros((4, 5, 1))
+    out = net.apply(net.init(jax.random.PRNGKey(0), obs), obs)
+    assert out["logits"].shape == (3, 2, 20)
+    with pytest.raises(ValueError, match="K = H \\* W"):
+        bad = gen.Generator(3, "categorical", (2, 21), channels=3, head_layer="spatial")
+        bad.init(jax.random.PRNGKey(0), obs)
