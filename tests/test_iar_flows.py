@@ -15,6 +15,7 @@ from iar_jax.soft_threshold import soft_threshold, soft_threshold_inverse, soft_
 K = 5
 
 
+@jax.jit
 def _perturb(params, key, scale):
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
@@ -67,11 +68,11 @@ def test_generator_log_density_equals_change_of_variables_with_autodiff_jacobian
     with jax.enable_x64(True):
         dim, ctx = 6, jnp.linspace(-1.0, 1.0, 5)
         flow = ConditionalFlow(dim, num_layers=3, hidden=16)
-        params = flow.init(jax.random.PRNGKey(0), jnp.zeros(dim), ctx)
+        params = jax.jit(flow.init)(jax.random.PRNGKey(0), jnp.zeros(dim), ctx)
         params = _perturb(params, jax.random.PRNGKey(1), 0.3)  # away from the identity init
         params = jax.tree.map(lambda x: x.astype(jnp.float64), params)
         ctx = ctx.astype(jnp.float64)
-        mu, log_sigma = flow.apply(params, ctx, method=ConditionalFlow.base_params)
+        mu, log_sigma = jax.jit(lambda p: flow.apply(p, ctx, method=ConditionalFlow.base_params))(params)
         fwd = lambda x: flow.apply(params, x, ctx, method=ConditionalFlow.forward)[0]
 
         @jax.jit
@@ -94,7 +95,7 @@ def test_posterior_log_density_equals_change_of_variables_through_the_threshold(
         num_rsc, num_cls = 2, 3
         dim, ctx, a = num_rsc * num_cls, jnp.linspace(-1.0, 1.0, 5, dtype=jnp.float64), jnp.array([2, 0])
         post = ConditionalPosterior(num_rsc, num_cls, hidden=16, context_dim=8, num_layers=2)
-        params = post.init(jax.random.PRNGKey(0), ctx, jnp.zeros(dim), a)
+        params = jax.jit(post.init)(jax.random.PRNGKey(0), ctx, jnp.zeros(dim), a)
         params = jax.tree.map(lambda x: x.astype(jnp.float64), _perturb(params, jax.random.PRNGKey(2), 0.3))
         eps = jax.random.normal(jax.random.PRNGKey(4), (dim,), jnp.float64)
 
@@ -120,11 +121,9 @@ def _gaussian_generator_and_posterior(mu, log_sigma, q_mu, q_log_sigma):
     num_cls = len(mu)
     ctx = jnp.zeros(3)
     flow = ConditionalFlow(num_cls, num_layers=0, hidden=8)
-    fp = flow.init(jax.random.PRNGKey(0), jnp.zeros(num_cls), ctx)
     fp = {"params": {"base": {"kernel": jnp.zeros((3, 2 * num_cls)), "bias": jnp.concatenate([mu, log_sigma])}}}
     post = ConditionalPosterior(1, num_cls, hidden=8, context_dim=4, num_layers=0)
-    qp = post.init(jax.random.PRNGKey(1), ctx, jnp.zeros(num_cls), jnp.array([0]))
-    qp = jax.tree.map(lambda x: x, qp)
+    qp = jax.jit(post.init)(jax.random.PRNGKey(1), ctx, jnp.zeros(num_cls), jnp.array([0]))
     qp["params"]["gauss"] = {"kernel": jnp.zeros((4, 2 * num_cls)), "bias": jnp.concatenate([q_mu, q_log_sigma])}
     return flow, fp, post, qp, ctx
 
@@ -150,7 +149,7 @@ def test_elbo_below_and_cubo_above_the_exact_log_probability_and_iwae_converges(
     weights = jax.jit(lambda a, e: log_weights(flow, fp, post, qp, ctx, a, e))
     for a in range(3):
         exact = _exact_log_p(np.asarray(mu), np.exp(np.asarray(log_sigma)), a)
-        eps = jax.random.normal(jax.random.PRNGKey(a), (60_000, 3))
+        eps = jax.random.normal(jax.random.PRNGKey(a), (40_000, 3))
         lw = np.asarray(weights(jnp.array([a]), eps), np.float64)
         elbo, cubo = elbo_cubo(jnp.asarray(lw))
         se = lw.std() / np.sqrt(lw.size)
@@ -159,7 +158,7 @@ def test_elbo_below_and_cubo_above_the_exact_log_probability_and_iwae_converges(
         assert abs(float(iwae(jnp.asarray(lw))) - exact) < 0.01, (a, float(iwae(jnp.asarray(lw))), exact)
         # the bracket [ELBO_N, CUBO_N] contains log p(a) more and more often as N grows
         hits = []
-        for n in (1, 4, 64, 1000):
+        for n in (1, 4, 64, 800):
             reps = lw[: 50 * n].reshape(50, n)
             e, c = elbo_cubo(jnp.asarray(reps))
             hits.append(float(np.mean((np.asarray(e) <= exact) & (exact <= np.asarray(c)))))

@@ -31,6 +31,7 @@ class TableEnv:
         return jnp.asarray(VALID)[action[0], action[1]]
 
 
+@jax.jit
 def _tilt(params, key, scale=1.0):
     """Give the actor non-trivial logits (they start near uniform)."""
     leaves, tree = jax.tree.flatten(params)
@@ -43,7 +44,7 @@ def _factored(num_candidates, coef="ratio", subset=0):
         TableEnv(), None, hidden=8, context_dim=4, num_candidates=num_candidates, rejection_coef=coef,
         rejection_subset=subset, behaviour_log_prob=False,
     )
-    params = pol.init(jax.random.PRNGKey(0), OBS)
+    params = jax.jit(pol.init)(jax.random.PRNGKey(0), OBS)
     params["actor"] = _tilt(params["actor"], jax.random.PRNGKey(1), 0.6)
     return pol, params
 
@@ -57,44 +58,60 @@ def _flat(tree):
     return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
 
 
-R = 2000  # draws of S candidates
+R = 1500  # draws of S candidates
 
 
-def _correction_gradient(pol, params):
+def _correction_gradient(pol, params, acts=None):
     """Mean over R draws of grad sum_j w_j log pi(a_j|s) (the estimate of grad log Z_C)."""
-    keys = jax.random.split(jax.random.PRNGKey(2), R)
-    acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(params, keys, OBS, None, None)
+    if acts is None:
+        keys = jax.random.split(jax.random.PRNGKey(2), R)
+        acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(params, keys, OBS, None, None)
 
-    def corr(p):
-        ctx = pol.context(p, OBS)
-        lp = jax.vmap(lambda c: pol.log_probs(p, None, ctx, c, None)[0])(acts.extras["cand"])  # (R, M)
-        return jnp.mean(jnp.sum(acts.extras["cand_w"] * lp, axis=-1))
+    return _flat(_corr_grad(pol)(params, acts.extras)["actor"]), acts
 
-    return _flat(jax.jit(jax.grad(corr))(params)["actor"]), acts
+
+_CORR_GRADS = {}
+
+
+def _corr_grad(pol):
+    """jit(grad) of the correction term, one per policy object (its shapes are static)."""
+    if id(pol) not in _CORR_GRADS:
+
+        def corr(p, extras):
+            ctx = pol.context(p, OBS)
+            lp = jax.vmap(lambda c: pol.log_probs(p, None, ctx, c, None)[0])(extras["cand"])  # (R, M)
+            return jnp.mean(jnp.sum(extras["cand_w"] * lp, axis=-1))
+
+        _CORR_GRADS[id(pol)] = (pol, jax.jit(jax.grad(corr)))
+    return _CORR_GRADS[id(pol)][1]
 
 
 def _exact_log_z_gradient(pol, params):
     mask = jnp.asarray(VALID.reshape(-1))
     log_z = lambda p: jax.nn.logsumexp(jnp.where(mask, _all_log_probs(pol, p), -jnp.inf))
-    return _flat(jax.grad(log_z)(params)["actor"])
+    return _flat(jax.jit(jax.grad(log_z))(params)["actor"])
 
 
 def test_ratio_coefficient_estimates_grad_log_z_c_and_the_printed_one_does_not():
     """c = 1/l: the correction's mean -> grad log sum_{a in C} pi(a|s) as S grows; the
     paper's c = S/l^2 converges to that gradient divided by P_pi(C), so it stays off."""
     errors = {}
-    for s, coef, subset in ((2, "ratio", 0), (64, "ratio", 0), (64, "ratio", 4), (64, "paper", 0)):
-        pol, params = _factored(s, coef, subset)
+    for s, subset in ((2, 0), (48, 0), (48, 4)):
+        pol, params = _factored(s, "ratio", subset)
         exact = _exact_log_z_gradient(pol, params)
         est, acts = _correction_gradient(pol, params)
-        errors[(s, coef, subset)] = np.linalg.norm(est - exact) / np.linalg.norm(exact)
+        errors[(s, "ratio", subset)] = np.linalg.norm(est - exact) / np.linalg.norm(exact)
         assert np.all(VALID.reshape(-1)[np.asarray(acts.action[:, 0] * 3 + acts.action[:, 1])] | (acts.metrics["no_valid"] > 0))
-    p_c = float(jnp.exp(_all_log_probs(*_factored(2))).reshape(3, 3)[VALID].sum())
+        if (s, subset) == (48, 0):  # the printed coefficient on the same draws: S/l^2 = S * (1/l)^2
+            paper = acts._replace(extras={**acts.extras, "cand_w": s * jnp.square(acts.extras["cand_w"])})
+            est_paper, _ = _correction_gradient(pol, params, paper)
+            errors[(48, "paper", 0)] = np.linalg.norm(est_paper - exact) / np.linalg.norm(exact)
+    p_c = float(jnp.exp(jax.jit(lambda p: _all_log_probs(pol, p))(params)).reshape(3, 3)[VALID].sum())
     assert 0.2 < p_c < 0.7
-    assert errors[(64, "ratio", 0)] < 0.06, errors
-    assert errors[(64, "ratio", 4)] < 0.08, errors  # a random subset of the valid ones: still consistent
-    assert errors[(2, "ratio", 0)] > 2 * errors[(64, "ratio", 0)], errors  # O(1/S) bias (and the fallback)
-    assert errors[(64, "paper", 0)] > 0.5, errors  # ~ 1/P(C) - 1
+    assert errors[(48, "ratio", 0)] < 0.06, errors
+    assert errors[(48, "ratio", 4)] < 0.08, errors  # a random subset of the valid ones: still consistent
+    assert errors[(2, "ratio", 0)] > 2 * errors[(48, "ratio", 0)], errors  # O(1/S) bias (and the fallback)
+    assert errors[(48, "paper", 0)] > 0.5, errors  # ~ 1/P(C) - 1
 
 
 def test_rejection_policy_gradient_matches_the_exact_gradient_of_the_expected_reward_under_pi_c():
@@ -102,7 +119,7 @@ def test_rejection_policy_gradient_matches_the_exact_gradient_of_the_expected_re
     grad E_{a ~ pi_C}[r(a)], pi_C = pi restricted to C and renormalised, computed exactly."""
     r = jnp.array([1.0, -2.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.5])  # reward per joint action
     mask = jnp.asarray(VALID.reshape(-1))
-    pol, params = _factored(64)
+    pol, params = _factored(48)
 
     def expected_reward(p):
         lp = jnp.where(mask, _all_log_probs(pol, p), -jnp.inf)
@@ -144,16 +161,16 @@ def test_mask_log_probs_and_entropy_equal_a_brute_force_masked_softmax_on_era_v1
     env, env_params = envs_jax.make("ERA-v1")
     obs, state = env.reset(jax.random.PRNGKey(3), env_params)
     pol = MaskPolicy(env, env_params, hidden=16, context_dim=8, critic_hidden=(8,))
-    params = pol.init(jax.random.PRNGKey(0), obs)
+    params = jax.jit(pol.init)(jax.random.PRNGKey(0), obs)
     params["actor"] = _tilt(params["actor"], jax.random.PRNGKey(4), 0.3)
-    logits = np.asarray(pol.actor.apply(params["actor"], obs), np.float64)
+    logits = np.asarray(jax.jit(pol.actor.apply)(params["actor"], obs), np.float64)
     is_valid = jax.jit(env.is_valid)
     brute = np.array([bool(is_valid(state, a, env_params)) for a in np.asarray(env.all_actions())])
     assert 0 < brute.sum() < brute.size
     logp = np.where(brute, logits - np.log(np.exp(logits[brute]).sum()), -np.inf)
     probs = np.exp(logp)
     acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(
-        params, jax.random.split(jax.random.PRNGKey(5), 20000), obs, state, env_params
+        params, jax.random.split(jax.random.PRNGKey(5), 10000), obs, state, env_params
     )
     idx = np.asarray(jax.vmap(pol.layout.joint_index)(acts.action))
     assert brute[idx].all()  # never an invalid action
@@ -162,7 +179,7 @@ def test_mask_log_probs_and_entropy_equal_a_brute_force_masked_softmax_on_era_v1
     np.testing.assert_allclose(np.asarray(ev.log_prob), logp[idx[:50]], rtol=1e-4, atol=1e-5)
     entropy = -np.sum(probs[brute] * logp[brute])
     np.testing.assert_allclose(np.asarray(ev.entropy), entropy, rtol=1e-4)
-    np.testing.assert_allclose(np.bincount(idx, minlength=brute.size) / idx.size, probs, atol=0.012)
+    np.testing.assert_allclose(np.bincount(idx, minlength=brute.size) / idx.size, probs, atol=0.015)
     np.testing.assert_allclose(float(acts.metrics["valid_fraction"][0]), brute.mean(), rtol=1e-6)
     assert brute[int(pol.layout.joint_index(pol.greedy(params, obs, state, env_params)))]
 
@@ -170,14 +187,14 @@ def test_mask_log_probs_and_entropy_equal_a_brute_force_masked_softmax_on_era_v1
 @pytest.mark.parametrize("cls", [FactoredPolicy, ARPolicy])
 def test_factored_and_ar_log_probs_normalise_and_match_their_sampling_frequencies(cls):
     pol = cls(TableEnv(), None, hidden=8, context_dim=4, num_candidates=8)
-    params = pol.init(jax.random.PRNGKey(0), OBS)
+    params = jax.jit(pol.init)(jax.random.PRNGKey(0), OBS)
     params = {k: (_tilt(v, jax.random.PRNGKey(1), 0.8) if k != "critic" else v) for k, v in params.items()}
-    ctx = pol.context(params, OBS)
-    p = np.exp(np.asarray(_all_log_probs(pol, params), np.float64))
+    ctx = jax.jit(pol.context)(params, OBS)
+    p = np.exp(np.asarray(jax.jit(lambda q: _all_log_probs(pol, q))(params), np.float64))
     np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-5)
-    samples = pol.sample_actions(params, jax.random.PRNGKey(2), ctx, 40000)
-    freq = np.bincount(np.asarray(samples[:, 0] * 3 + samples[:, 1]), minlength=9) / 40000
-    np.testing.assert_allclose(freq, p, atol=0.01)
+    samples = jax.jit(pol.sample_actions, static_argnums=3)(params, jax.random.PRNGKey(2), ctx, 20000)
+    freq = np.bincount(np.asarray(samples[:, 0] * 3 + samples[:, 1]), minlength=9) / 20000
+    np.testing.assert_allclose(freq, p, atol=0.012)
 
 
 def test_flow_importance_weighted_probabilities_match_its_sampling_frequencies():
@@ -188,10 +205,10 @@ def test_flow_importance_weighted_probabilities_match_its_sampling_frequencies()
         TableEnv(), None, num_posterior_samples=4, flow_layers=2, flow_hidden=16, context_dim=8,
         encoder_hidden=8, posterior_layers=1, num_candidates=8, alpha_mode="static", elbo_trains_generator=False,
     )
-    params = pol.init(jax.random.PRNGKey(0), OBS)
+    params = jax.jit(pol.init)(jax.random.PRNGKey(0), OBS)
     params["flow"] = _tilt(params["flow"], jax.random.PRNGKey(1), 0.15)
     batch = Batch(jnp.tile(OBS, (64, 1)), jnp.zeros((64, 2), jnp.int32), *(jnp.zeros(64),) * 4, extras={})
-    opt = optax.adam(3e-3)
+    opt = optax.adam(5e-3)
 
     def step(carry, key):
         p, st = carry
@@ -201,10 +218,10 @@ def test_flow_importance_weighted_probabilities_match_its_sampling_frequencies()
 
     (fitted, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(9), 300)))(params)
     np.testing.assert_array_equal(_flat(fitted["flow"]), _flat(params["flow"]))  # the generator did not move
-    ctx = pol.context(params, OBS)
-    samples = pol.sample_actions(params, jax.random.PRNGKey(2), ctx, 40000)
-    freq = np.bincount(np.asarray(samples[:, 0] * 3 + samples[:, 1]), minlength=9) / 40000
-    lw = jax.jit(lambda p: pol.log_weights(p, jax.random.PRNGKey(3), ctx, pol.layout.all_actions(), 4000))(fitted)
-    p_hat = np.exp(np.asarray(jax.nn.logsumexp(lw, axis=-1) - np.log(4000)))
+    ctx = jax.jit(pol.context)(params, OBS)
+    samples = jax.jit(pol.sample_actions, static_argnums=3)(params, jax.random.PRNGKey(2), ctx, 20000)
+    freq = np.bincount(np.asarray(samples[:, 0] * 3 + samples[:, 1]), minlength=9) / 20000
+    lw = jax.jit(lambda p: pol.log_weights(p, jax.random.PRNGKey(3), ctx, pol.layout.all_actions(), 3000))(fitted)
+    p_hat = np.exp(np.asarray(jax.nn.logsumexp(lw, axis=-1) - np.log(3000)))
     assert freq.max() > 0.2  # the tilted flow is far from uniform
-    np.testing.assert_allclose(p_hat, freq, atol=0.02)
+    np.testing.assert_allclose(p_hat, freq, atol=0.025)
