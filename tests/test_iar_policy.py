@@ -99,8 +99,11 @@ def test_iar_ppo_on_cartpole_improves_return():
 def test_iar_a2c_on_era_runs_with_valid_executed_actions():
     ppo = IARA2CConfig(total_timesteps=64 * 30)
     trainer = build("ERA-v1", {"ppo": ppo, "iar": IARConfig(num_candidates=32, **TINY)})
-    _, m = jax.jit(trainer)(jax.random.PRNGKey(0))
+    state, m = jax.jit(trainer)(jax.random.PRNGKey(0))
     assert float(m["nonfinite"].sum()) == 0
+    env, env_params, pol = trainer.env, trainer.env_params, trainer.policy
+    greedy = jax.jit(jax.vmap(pol.greedy, in_axes=(None, 0, 0, None)))(state.params, state.obs, state.env_state, env_params)
+    assert bool(jax.vmap(env.is_valid, in_axes=(0, 0, None))(state.env_state, greedy, env_params).all())
     valid_rate, no_valid = np.asarray(m["policy/valid_rate"]), np.asarray(m["policy/no_valid"])
     assert 0.05 < valid_rate.mean() < 0.95
     # executed actions are valid except in the (counted) no-valid-candidate fallback
