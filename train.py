@@ -114,10 +114,17 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _parse_value(text: str, default: Any):
-    """Parse a command-line value by the type of the field's default."""
+def _parse_value(text: str, default: Any, annotation: Any = None):
+    """Parse a command-line value by the type of the field's default (or, where the
+    default is None, by the field's annotation, e.g. ``float | None``)."""
     if text.lower() == "none":
         return None
+    if default is None:
+        kinds = str(annotation)
+        for name, example in (("tuple", (0,)), ("bool", False), ("float", 0.0), ("int", 0)):
+            if name in kinds:
+                return _parse_value(text, example)
+        return text
     if isinstance(default, bool):
         if text.lower() in ("1", "true", "yes", "on"):
             return True
@@ -208,9 +215,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     for key, text in vars(args).items():
         if key.startswith("cfg__") and text is not None:
             _, name, field = key.split("__")
-            default = _field_default(next(f for f in _config_fields(classes[name]) if f.name == field))
+            spec = next(f for f in _config_fields(classes[name]) if f.name == field)
             try:
-                overrides[name][field] = _parse_value(text, default)
+                overrides[name][field] = _parse_value(text, _field_default(spec), spec.type)
             except ValueError as e:
                 raise UsageError(f"{_flag(field)}: {e}") from None
     return args, overrides

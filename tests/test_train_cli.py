@@ -158,3 +158,10 @@ def test_other_algorithms_write_the_same_run_directory(algo, env_id, budget, fig
     for name in ("curve.png", figure):
         assert (out / name).stat().st_size > 1000, name
     assert Checkpoints(out / "checkpoints").latest() == rows[-1]["update"]
+
+
+def test_options_whose_default_is_none_parse_by_annotation():
+    _, overrides = train_cli.parse_args(["--algo", "iar", "--clip-eps", "0.2"])
+    assert overrides["ppo"]["clip_eps"] == 0.2  # IARA2CConfig.clip_eps defaults to None (A2C)
+    _, overrides = train_cli.parse_args(["--clip-eps", "none"])
+    assert overrides["ppo"]["clip_eps"] is None
