@@ -1,16 +1,18 @@
 """2-D peaks: regret after UCB and KR-UCB search over each generator's candidates.
 
-The four generators (MU, MAX, plain policy, diversity; Gaussian heads trained through the
-expected reward, pathwise) are trained side by side (seeds vmapped). On 256 held-out
-states each generator proposes m = 8 candidates and a search with noisy rewards
-(``noise_std`` = 0.1) picks one:
+The four generators (MU, MAX, plain policy, diversity) are trained side by side (seeds
+vmapped) through the expected reward (pathwise gradients; Gaussian heads whose means are the
+soft-argmax of per-cell logits, ``head_layer="spatial"``, by default). On 256 held-out
+states each generator proposes m = 8 candidates and a search with noisy rewards picks one
+(noise std 0.1, the domain's own, and 0.3, a harder search):
 
 * UCB over the 8 candidates;
 * KR-UCB from the 8 candidates (Gaussian kernel width 0.05, C = 1, widening threshold 0.9,
-  progressive widening with ``ceil(sqrt(t))`` actions).
+  progressive widening to ``ceil(sqrt(t))`` actions).
 
 Regret = ``max_a Q(s, a) - Q(s, recommended action)`` (``max_a`` by a 201^2 grid plus a local
-refinement). Uniformly random candidates are the reference. Also writes the coverage figure.
+refinement). Uniformly random candidates are the reference. Also writes the coverage,
+action-ordering and training-curve figures.
 
     python benchmarks/mu_peaks2d.py --quick
     python benchmarks/mu_peaks2d.py

@@ -8,7 +8,8 @@ One update: draw ``batch_size`` states, let the generator propose ``m`` candidat
 (one head per candidate; one shared head for the plain-policy baseline), score them with
 ``Q(s, a)`` (the domain's noise-free action value), and take an Adam step on the chosen
 objective (``mu_jax.objectives``). The metric ``"return"`` is the best candidate's value
-``mean_s max_i Q(s, a_i)``, the paper's measure for the location game.
+``mean_s max_i Q(s, a_i)``, the paper's measure for the location game;
+``steps_per_update`` is ``batch_size`` (states scored per update).
 
 ``finalize`` writes two figures from held-out test states:
 ``coverage.png`` (seed Appendix B: where each candidate index lands, one colour per
