@@ -15,6 +15,16 @@ from envs_jax import dra_tasks
 FIG_DIR = Path(__file__).resolve().parent / "figures"
 
 
+def fig_dir(quick: bool) -> Path:
+    """Where figures go: ``benchmarks/figures`` for full runs; a temporary folder for
+    ``--quick`` runs, so that a smoke run does not overwrite the committed figures."""
+    import tempfile
+
+    d = Path(tempfile.gettempdir()) / "dra_quick_figures" if quick else FIG_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def maze_trainer(config: Config, switch: bool = True) -> DRATrainer:
     """Maze trainer; ``switch=False`` keeps the first layout for the whole run (the
     original's convergence script, ``convergence_fig1c.py``, never switches)."""

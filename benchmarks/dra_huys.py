@@ -9,7 +9,7 @@ sigma in [1, 100]; a budget of k paths is 3k node accesses (k = 1..8; 8 = the wh
 Flexible sigma: projected Adam on the score-function gradient from 3 restarts (one from
 the tuned equal sigma, two from the original's 50 + 15 N(0,1)); equal sigma: grid of 100
 values. Both are then evaluated on the same 200,000 trials (common random numbers).
-Prints a markdown table; writes benchmarks/figures/dra_huys.png.
+Prints a markdown table; writes benchmarks/figures/dra_huys.png (--quick: a temp folder).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import FIG_DIR, md_table
+from dra_common import fig_dir, md_table
 from dra_jax.huys_planning import HuysPlanner
 
 # Read off the paper's Fig. 3 as summarised in the issue: flexible minus equal.
@@ -38,13 +38,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
+    args.figs = fig_dir(args.quick)
     budgets = [2, 4] if args.quick else list(range(1, 9))
     n_steps = 150 if args.quick else 1000
     n_rand = 1 if args.quick else 2
     grid = jnp.linspace(1.0, 100.0, 25 if args.quick else 100)
     n_eval = 50_000 if args.quick else 200_000
     P = HuysPlanner(depth=3, lmbda=1.0, sigma_base=100.0)
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
     print(f"# Huys planning: flexible vs equal precision ({'quick' if args.quick else 'full'}; "
           f"{n_steps} Adam steps x 2048 trials, {n_rand + 1} restarts; eval {n_eval} trials)\n")
 
@@ -96,9 +96,9 @@ def main():
     axes[1].set_title(f"flexible sigma at budget {3 * k_show} (equal: {res[k_show]['s_eq']:.0f})")
     fig.colorbar(im, ax=axes[1], fraction=0.03)
     fig.tight_layout()
-    fig.savefig(FIG_DIR / "dra_huys.png", dpi=110)
+    fig.savefig(args.figs / "dra_huys.png", dpi=110)
     plt.close(fig)
-    print(f"\n(figure benchmarks/figures/dra_huys.png; total {time.time() - t0:.0f}s)")
+    print(f"\n(figure {args.figs / 'dra_huys.png'}; total {time.time() - t0:.0f}s)")
 
 
 if __name__ == "__main__":

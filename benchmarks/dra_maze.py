@@ -4,7 +4,7 @@ sigma0 in {1, 3, 4, 5}, the three objectives side by side, and equal precision.
     python benchmarks/dra_maze.py            # 5 seeds x 1e4 trials (several minutes on CPU)
     python benchmarks/dra_maze.py --quick    # 2 seeds x 600 trials (proves it runs)
 
-Prints markdown tables; writes benchmarks/figures/dra_maze_*.png.
+Prints markdown tables; writes benchmarks/figures/dra_maze_*.png (--quick: a temp folder).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import FIG_DIR, evaluate, md_table, mean_sd, maze_trainer, run_chunked
+from dra_common import fig_dir, evaluate, md_table, mean_sd, maze_trainer, run_chunked
 from dra_jax import objectives, plots
 from dra_jax.trainer import Config
 from envs_jax import dra_tasks
@@ -67,11 +67,11 @@ def part_original(args, cfg):
     print(md_table(["run", "measured on", "objective", "cost", "reward", "episode length"], rows))
     tr, states, m, wall = results[True]
     plots.plot_allocation(
-        tr.task, states.snapshot, states.agent, float(cfg.beta), FIG_DIR / "dra_maze_allocation.png",
+        tr.task, states.snapshot, states.agent, float(cfg.beta), args.figs / "dra_maze_allocation.png",
         before_label=f"trial {tr.snapshot_trial + 1} (before switch)", after_label=f"trial {args.trials}",
     )
     print(f"\n(wall time with switch, {args.seeds} vmapped agents: {wall:.1f}s; figure "
-          "benchmarks/figures/dra_maze_allocation.png)")
+          f"{args.figs / 'dra_maze_allocation.png'})")
     return results
 
 
@@ -120,9 +120,9 @@ def part_convergence(args, cfg):
     ax.legend(loc="center right")
     ax.set_title(f"DRA maze convergence ({args.seeds} seeds, {bin_}-trial bins)")
     fig.tight_layout()
-    fig.savefig(FIG_DIR / "dra_maze_convergence.png", dpi=110)
+    fig.savefig(args.figs / "dra_maze_convergence.png", dpi=110)
     plt.close(fig)
-    print("(figure benchmarks/figures/dra_maze_convergence.png)")
+    print(f"(figure {args.figs / 'dra_maze_convergence.png'})")
     return obj, cost, ret
 
 
@@ -183,9 +183,9 @@ def part_objectives(args, cfg):
             ax.set_yticks([])
     fig.suptitle(f"Where each objective puts memory (seed means, {args.trials} trials, no switch)")
     fig.tight_layout()
-    fig.savefig(FIG_DIR / "dra_maze_objectives.png", dpi=110)
+    fig.savefig(args.figs / "dra_maze_objectives.png", dpi=110)
     plt.close(fig)
-    print("(figure benchmarks/figures/dra_maze_objectives.png)")
+    print(f"(figure {args.figs / 'dra_maze_objectives.png'})")
 
 
 def part_equal(args, cfg):
@@ -225,8 +225,8 @@ def main():
     args.trials = 600 if args.quick else 10_000
     args.chunk = 300 if args.quick else 1000
     args.eval_episodes = 100 if args.quick else 1000
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
     cfg = Config(n_trials=args.trials)
+    args.figs = fig_dir(args.quick)
     print(f"# DRA maze benchmark ({'quick' if args.quick else 'full'}; jax {jax.__version__}, "
           f"{jax.devices()[0].platform})")
     t0 = time.time()

@@ -25,7 +25,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from dra_common import FIG_DIR, evaluate, md_table, mean_sd, run_chunked
+from dra_common import fig_dir, evaluate, md_table, mean_sd, run_chunked
 from dra_jax import plots
 from dra_jax.trainer import default_config, make_trainer
 
@@ -34,6 +34,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
+    args.figs = fig_dir(args.quick)
     n = 300 if args.quick else 10_000
     chunk = 100 if args.quick else 1000
     seeds = 2
@@ -50,11 +51,10 @@ def main():
     ev = evaluate(tr, states, 200)
     print(f"\nfinal eval (200 episodes): return {mean_sd(ev['reward'])}, cost {mean_sd(ev['cost'])}, "
           f"objective {mean_sd(ev['objective_dra'])}")
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
     plots.plot_allocation(tr.task, states.snapshot, states.agent, float(cfg.beta),
-                          FIG_DIR / "dra_mountaincar_allocation.png",
+                          args.figs / "dra_mountaincar_allocation.png",
                           before_label=f"trial {tr.snapshot_trial + 1}", after_label=f"trial {n}")
-    print(f"(figure benchmarks/figures/dra_mountaincar_allocation.png; {time.time() - t0:.0f}s)")
+    print(f"(figure {args.figs / 'dra_mountaincar_allocation.png'}; {time.time() - t0:.0f}s)")
 
 
 if __name__ == "__main__":
