@@ -1,0 +1,163 @@
+"""Configs and ``build`` for ``train.py --algo paspo`` (PASPO and its baselines on the PPO engine).
+
+    from paspo_jax.algo import PASPOConfig, PaspoPPOConfig, build
+    trainer = build("PASPO-synth-7", {"ppo": PaspoPPOConfig(), "paspo": PASPOConfig()}, mesh=None)
+    state, metrics = jax.jit(trainer)(jax.random.PRNGKey(0))
+
+``configs["ppo"]`` is any ``PPOConfig``; :class:`PaspoPPOConfig` is a ``PPOConfig`` whose
+defaults are the paper's PPO hyperparameters (:func:`default_ppo_config` returns one).
+``configs["paspo"]`` is a :class:`PASPOConfig`; its ``method`` picks PASPO or a baseline
+(``dirichlet``, ``lagrangian``, ``projection``). No field name of ``PASPOConfig`` is a field of
+``PPOConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ppo_jax.config import PPOConfig
+
+METHODS = ("paspo", "dirichlet", "lagrangian", "projection")
+
+
+@dataclass(frozen=True)
+class PaspoPPOConfig(PPOConfig):
+    """``PPOConfig`` with PASPO's PPO hyperparameters (Winkel et al. 2024, appendix; reference README)."""
+
+    total_timesteps: int = 150_000  # paper: 150k steps (portfolio: 250k)
+    num_envs: int = 64  # parallel envs; num_envs * num_steps = the paper's batch of 512
+    num_steps: int = 8  # rollout length per env (64 x 8 = 512)
+    update_epochs: int = 10  # paper: 10 epochs
+    num_minibatches: int = 8  # paper: minibatch 64 = 512 / 8
+    lr: float = 1e-3  # paper: Adam 1e-3
+    anneal_lr: bool = False  # original (RLlib): constant learning rate
+    optimizer: str = "adam"  # paper: Adam
+    adam_eps: float = 1e-8  # PyTorch Adam's default (original)
+    max_grad_norm: float = 2.0  # paper: gradient clip 2.0
+    gamma: float = 1.0  # paper: gamma 1.0
+    gae_lambda: float = 0.95  # paper: GAE 0.95
+    clip_eps: float = 0.3  # paper: clip 0.3
+    clip_value: bool = False  # RLlib clips the value *loss* at 10, not the value; plain MSE here
+    ent_coef: float = 0.01  # paper: entropy coefficient 0.01
+    vf_coef: float = 0.5  # paper: vf coefficient 0.5
+    normalize_advantages: bool = True  # RLlib standardises advantages (over the batch; here per minibatch)
+
+
+def default_ppo_config(**overrides) -> PaspoPPOConfig:
+    """The paper's PPO hyperparameters (``PaspoPPOConfig``), with optional overrides."""
+    return PaspoPPOConfig(**overrides)
+
+
+@dataclass(frozen=True)
+class PASPOConfig:
+    """The policy of ``--algo paspo``: PASPO (defaults: the paper's) or a baseline."""
+
+    method: str = "paspo"  # "paspo", "dirichlet" (no constraint handling), "lagrangian", "projection"
+    encoder_hidden: tuple[int, ...] = (32, 32)  # state encoder widths (original: 32-32 ReLU)
+    head_hidden: tuple[int, ...] = (32, 32)  # each entity head's hidden widths (original: [32, 32] -> 2)
+    critic_hidden: tuple[int, ...] = (32,)  # critic widths (original: Linear(obs, 32)-ReLU-Linear(32, 1))
+    head_out_scale: float = 0.01  # init scale of the output layers (heads start near Beta(1,1) / the de-bias fit)
+    debias: bool = True  # de-biased initialisation (paper Sec. 4.4); False = the ablation
+    debias_samples: int = 100_000  # uniform polytope points for the Beta fit (original: 100,000)
+    debias_method: str = "rejection"  # polytope sampler: "rejection" (original) or "hit_and_run"
+    debias_seed: int = 0  # key of the de-bias points (fit once per run, shared by seeds)
+    degenerate_tol: float = 1e-4  # interval width below which an entry is fixed (original: 1e-4)
+    u_eps: float = 1e-6  # Beta positions clipped into [u_eps, 1 - u_eps] (samples rounding to 0/1)
+    max_log_concentration: float = 10.0  # network outputs clipped to +-this before exp
+    intervals: str = "stored"  # evaluate: "stored" intervals from act (exact, no LPs) or "recompute"
+    bounds: str = "auto"  # interval solver: "auto" (static fast path if available), "lp", "fast"
+    lp_maxiter: int = 0  # iteration cap of the general LP; 0 = the solver's default
+    cost_limit: float = 0.0  # lagrangian: allowed mean summed violation per step
+    lagrange_init: float = 1.0  # lagrangian: initial multiplier (> 0)
+    projection_dist: str = "gaussian"  # projection: proposal "gaussian" or "dirichlet"
+    projection_init_std: float = 0.1  # projection (gaussian): initial standard deviation
+    projection_maxiter: int = 0  # projection: QP iteration cap; 0 = default
+
+    def __post_init__(self) -> None:
+        choices = {
+            "method": METHODS,
+            "debias_method": ("rejection", "hit_and_run"),
+            "intervals": ("stored", "recompute"),
+            "bounds": ("auto", "lp", "fast"),
+            "projection_dist": ("gaussian", "dirichlet"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"paspo config {name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("encoder_hidden", "head_hidden", "critic_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+                raise ValueError(f"paspo config {name} must be positive integer widths, got {widths!r}")
+        for name in ("debias_samples",):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+                raise ValueError(f"paspo config {name} must be an integer >= 2, got {value!r}")
+        for name in ("lp_maxiter", "projection_maxiter", "debias_seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"paspo config {name} must be a non-negative integer, got {value!r}")
+        for name in ("head_out_scale", "lagrange_init", "projection_init_std", "max_log_concentration"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"paspo config {name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.u_eps < 0.5:
+            raise ValueError(f"paspo config u_eps must lie in (0, 0.5), got {self.u_eps!r}")
+        if self.degenerate_tol < 0 or self.cost_limit < 0:
+            raise ValueError("paspo config degenerate_tol and cost_limit must be >= 0")
+
+    def replace(self, **changes) -> "PASPOConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def make_policy(cfg: PASPOConfig, env, env_params, ppo: PPOConfig | None = None):
+    """The policy ``cfg.method`` for an allocation ``env``. ``ppo`` gives the Lagrangian's clip."""
+    from paspo_jax.baselines import DirichletPolicy, LagrangianPolicy, ProjectionPolicy
+    from paspo_jax.policy import PASPOPolicy
+
+    net = dict(encoder_hidden=cfg.encoder_hidden, critic_hidden=cfg.critic_hidden,
+               max_log_concentration=cfg.max_log_concentration)
+    if cfg.method == "dirichlet":
+        return DirichletPolicy(env, env_params, out_scale=cfg.head_out_scale, **net)
+    if cfg.method == "lagrangian":
+        clip = 0.3 if ppo is None else ppo.clip_eps
+        return LagrangianPolicy(env, env_params, out_scale=cfg.head_out_scale, cost_limit=cfg.cost_limit,
+                                lagrange_init=cfg.lagrange_init, clip_eps=clip, **net)
+    if cfg.method == "projection":
+        return ProjectionPolicy(env, env_params, out_scale=cfg.head_out_scale, dist=cfg.projection_dist,
+                                init_std=cfg.projection_init_std, maxiter=cfg.projection_maxiter or None, **net)
+    return PASPOPolicy(
+        env,
+        env_params,
+        head_hidden=cfg.head_hidden,
+        head_out_scale=cfg.head_out_scale,
+        debias=cfg.debias,
+        debias_samples=cfg.debias_samples,
+        debias_method=cfg.debias_method,
+        debias_seed=cfg.debias_seed,
+        degenerate_tol=cfg.degenerate_tol,
+        u_eps=cfg.u_eps,
+        intervals=cfg.intervals,
+        bounds=cfg.bounds,
+        lp_maxiter=cfg.lp_maxiter or None,
+        **net,
+    )
+
+
+def build(env_id: str, configs: dict, mesh=None):
+    """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "paspo": PASPOConfig}`` -> ``ppo_jax``
+    ``PPO`` (a Trainer). Bad ids / configs / non-allocation envs raise ``ValueError``."""
+    import envs_jax
+    from ppo_jax.engine import make_train
+
+    missing = {"ppo", "paspo"} - set(configs)
+    if missing:
+        raise ValueError(f"paspo build needs configs {sorted(missing)}")
+    ppo, cfg = configs["ppo"], configs["paspo"]
+    if not isinstance(ppo, PPOConfig):
+        raise ValueError(f"configs['ppo'] must be a PPOConfig, got {type(ppo).__name__}")
+    if not isinstance(cfg, PASPOConfig):
+        raise ValueError(f"configs['paspo'] must be a PASPOConfig, got {type(cfg).__name__}")
+    env, env_params = envs_jax.make(env_id)
+    if not hasattr(env, "constraints") or not hasattr(env, "num_entities"):
+        raise ValueError(f"--algo paspo needs an allocation env (PASPO-*), got {env_id!r}")
+    return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)

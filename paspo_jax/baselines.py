@@ -1,0 +1,367 @@
+"""Baselines of PASPO's comparison (Winkel et al., NeurIPS 2024, Sec. 5), on the same engine.
+
+- :class:`DirichletPolicy`: PPO with a Dirichlet over the simplex and **no** constraint
+  handling; the env executes the action as it is and reports ``info["violation"]``.
+- :class:`LagrangianPolicy`: the Dirichlet policy trained on the Lagrangian
+  ``E[r] - lambda (E[c] - d)`` with cost ``c = sum_j max((A a - b)_j, 0)`` (the summed
+  violation, as ``info["violation"]``) and a learned multiplier ``lambda >= 0``.
+- :class:`ProjectionPolicy`: OptLayer-like: a Gaussian (or Dirichlet) proposal ``z`` is
+  projected onto the polytope, ``a = argmin ||a - z||^2 s.t. A a <= b, sum(a) = 1, a >= 0``,
+  by an exact active-set QP (:func:`project_polytope`); the executed action never violates.
+
+Networks match PASPO's (encoder 32-32 ReLU, a linear output layer; a separate 32-unit critic).
+
+How the Lagrangian is put on the engine without touching it (``extra_loss``). The engine
+trains the reward's clipped surrogate; the cost enters through ``Policy.extra_loss``:
+
+* ``act`` computes the step's cost ``c_t`` from ``env.constraints(state)`` (the same number
+  as ``info["violation"]``) and stores it in ``extras``;
+* the cost advantage is the step's own cost, centred and scaled over the minibatch,
+  ``A^c_t = (c_t - mean c) / (std c + 1e-8)``: a violation is a function of the action just
+  taken (the constraints are per-step, hard constraints), so the immediate cost is its
+  exact per-step credit (the effect of an action on *later* violations through the state,
+  possible in ``PASPO-capacity-7``, is not credited: a documented simplification);
+* policy term ``lambda * mean(max(ratio A^c, clip(ratio, 1 +- eps) A^c))`` (the pessimistic
+  clipped surrogate of the cost, minimised), with ``lambda`` held fixed in it;
+* multiplier term ``-lambda * (mean c - cost_limit)`` with the policy held fixed, so
+  gradient descent on the total loss *raises* ``lambda`` while the mean cost exceeds the
+  limit (dual ascent). ``lambda = softplus(rho)`` with ``rho`` a parameter trained by the
+  engine's optimizer (so its step size is the PPO learning rate, after global-norm clipping).
+
+Projection baseline and the policy gradient: the log-probability is that of the proposal
+``z`` (stored in ``extras``), the projection is treated as part of the environment (as
+OptLayer's projection layer in a score-function method); the stored action is the projected
+one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs_jax.allocation import violation as summed_violation
+from paspo_jax.policy import MLP, has_static_constraints
+from ppo_jax.policy import Act, Batch, Evaluation, Policy
+
+__all__ = [
+    "DirichletPolicy",
+    "LagrangianPolicy",
+    "ProjectionPolicy",
+    "ProjectionResult",
+    "project_polytope",
+]
+
+
+# ======================================================================================
+# Exact projection onto {A a <= b, sum(a) = 1, a >= 0}: dual active set (Goldfarb-Idnani)
+# ======================================================================================
+class ProjectionResult(NamedTuple):
+    """x (n,) the projection; status int32 (0 optimal, 1 iteration limit, 2 infeasible);
+    nit int32 iterations; max_violation of the rows at x (inequalities and the sum)."""
+
+    x: jax.Array
+    status: jax.Array
+    nit: jax.Array
+    max_violation: jax.Array
+
+
+class _QPState(NamedTuple):
+    x: jax.Array  # (n,)
+    rows: jax.Array  # (n,) int32 constraint row of each slot (slot 0: the equality)
+    active: jax.Array  # (n,) bool
+    u: jax.Array  # (n,) multipliers of the slots (u >= 0 for inequality slots)
+    p: jax.Array  # int32 row being added, -1 = none
+    u_p: jax.Array  # its multiplier so far
+    status: jax.Array
+    nit: jax.Array
+
+
+def _qp_tolerances(dtype):
+    if jnp.dtype(dtype) == jnp.float64:
+        return 1e-12, 1e-10  # feasibility, null-space direction
+    return 1e-6, 1e-5
+
+
+def project_polytope(z, A, b, *, maxiter: int | None = None) -> ProjectionResult:
+    """Euclidean projection of ``z`` (n,) onto ``{a : A a <= b, sum(a) = 1, a >= 0}``.
+
+    The QP ``min 1/2 ||a - z||^2`` is solved exactly (up to rounding) by the dual active-set
+    method of Goldfarb & Idnani (Math. Programming 27, 1983) with Hessian ``I``: start from
+    the projection onto the hyperplane ``sum(a) = 1`` (the equality is always active),
+    repeatedly add the most violated inequality, taking the primal step along its normal
+    projected onto the null space of the active normals and the dual step ``r``; a
+    constraint whose multiplier would turn negative leaves the active set (partial step).
+    At most ``n`` constraints are active (they stay linearly independent), so the active set
+    lives in ``n`` slots and each iteration costs ``O(m n + n^3)``. On exit ``x`` is
+    recomputed from the final active set (``x = z + N^T u`` with ``N N^T u = d - N z``).
+
+    Rows are scaled to unit norm internally; ``a <= 1`` is implied by ``a >= 0, sum = 1``.
+    Float64 gives answers exact to ~1e-12; float32 to ~1e-6. Jittable and vmappable (over
+    ``z`` and over ``(A, b)``).
+    """
+    z = jnp.asarray(z)
+    dtype = jnp.result_type(z.dtype, jnp.float32)
+    z = z.astype(dtype)
+    A = jnp.asarray(A, dtype)
+    b = jnp.asarray(b, dtype)
+    n = z.shape[-1]
+    if A.ndim != 2 or A.shape[1] != n or b.shape != (A.shape[0],):
+        raise ValueError(f"project_polytope: need z (n,), A (m, n), b (m,); got {z.shape}, {A.shape}, {b.shape}")
+    m = A.shape[0]
+    norms = jnp.linalg.norm(A, axis=1)
+    scale = jnp.where(norms > 0, norms, 1.0)
+    # Constraints in ">=" form, C x >= d: row 0 the equality sum(x) = 1 (scaled), rows
+    # 1..m the polytope (-A x >= -b), rows m+1..m+n the bounds x >= 0.
+    C = jnp.concatenate([jnp.full((1, n), 1.0 / np.sqrt(n), dtype), -A / scale[:, None], jnp.eye(n, dtype=dtype)])
+    d = jnp.concatenate([jnp.full((1,), 1.0 / np.sqrt(n), dtype), -b / scale, jnp.zeros((n,), dtype)])
+    M = m + n + 1
+    tol_feas, tol_dir = _qp_tolerances(dtype)
+    if maxiter is None:
+        maxiter = 10 * (M + n) + 50
+
+    def solve_active(rows, active, rhs_rows):
+        """r = (N N^T)^{-1} N v for the active normals N (inactive slots: 0)."""
+        N = jnp.where(active[:, None], C[rows], 0.0)
+        G = N @ N.T + jnp.diag(jnp.where(active, 0.0, 1.0))
+        return N, jnp.linalg.solve(G, jnp.where(active, rhs_rows, 0.0))
+
+    x0 = z + (1.0 - jnp.sum(z)) / n
+    rows0 = jnp.zeros((n,), jnp.int32)
+    active0 = jnp.zeros((n,), bool).at[0].set(True)
+    s0 = _QPState(x0, rows0, active0, jnp.zeros((n,), dtype), jnp.int32(-1), jnp.zeros((), dtype), jnp.int32(-1),
+                  jnp.int32(0))
+
+    def cond(s):
+        return s.status < 0
+
+    def body(s):
+        slack = C @ s.x - d
+        slack = slack.at[0].set(jnp.inf)  # the equality is always active
+        in_set = jnp.zeros((M,), bool).at[s.rows].max(s.active)
+        slack = jnp.where(in_set, jnp.inf, slack)
+        worst = jnp.argmin(slack).astype(jnp.int32)
+        pick_new = s.p < 0
+        done = pick_new & (slack[worst] >= -tol_feas)
+        p = jnp.where(pick_new, worst, s.p)
+        u_p = jnp.where(pick_new, 0.0, s.u_p)
+        c_p = C[p]
+        s_p = c_p @ s.x - d[p]
+        N, r = solve_active(s.rows, s.active, C[s.rows] @ c_p)
+        direction = c_p - N.T @ r
+        dir_norm = jnp.linalg.norm(direction)
+        has_dir = dir_norm > tol_dir
+        inf = jnp.asarray(jnp.inf, dtype)
+        t2 = jnp.where(has_dir, -s_p / jnp.where(has_dir, direction @ c_p, 1.0), inf)
+        can_drop = s.active & (jnp.arange(n) > 0) & (r > tol_dir)
+        ratios = jnp.where(can_drop, s.u / jnp.where(can_drop, r, 1.0), inf)
+        k = jnp.argmin(ratios)
+        t1 = ratios[k]
+        t = jnp.minimum(t1, t2)
+        infeasible = ~jnp.isfinite(t)
+        t_safe = jnp.where(infeasible, 0.0, t)
+        x = s.x + jnp.where(has_dir, t_safe, 0.0) * direction
+        u = jnp.where(s.active, s.u - t_safe * r, 0.0)
+        u_p = u_p + t_safe
+        full = has_dir & (t2 <= t1)
+        # Full step: p joins the active set in the first free slot.
+        free_slot = jnp.argmin(s.active)
+        rows_add = s.rows.at[free_slot].set(p)
+        active_add = s.active.at[free_slot].set(True)
+        u_add = u.at[free_slot].set(u_p)
+        # Partial step: constraint in slot k leaves.
+        active_drop = s.active.at[k].set(False)
+        u_drop = u.at[k].set(0.0)
+        rows = jnp.where(full, rows_add, s.rows)
+        active = jnp.where(full, active_add, active_drop)
+        u = jnp.where(full, u_add, u_drop)
+        next_p = jnp.where(full, -1, p).astype(jnp.int32)
+        nit = s.nit + 1
+        status = jnp.where(done, 0, jnp.where(infeasible, 2, jnp.where(nit >= maxiter, 1, -1))).astype(jnp.int32)
+        new = _QPState(x, rows, active, u, next_p, u_p, status, nit)
+        stop = done | infeasible
+        return jax.tree.map(lambda a_, b_: jnp.where(stop, a_, b_), s._replace(status=status), new)
+
+    out = jax.lax.while_loop(cond, body, s0)
+    # Exact final point from the active set: x = z + N^T u, N x = d_active.
+    N, u = solve_active(out.rows, out.active, d[out.rows] - C[out.rows] @ z)
+    x = z + N.T @ u
+    x = jnp.where(out.status == 0, x, out.x)
+    ineq = jnp.max(jnp.maximum(d[1:] - C[1:] @ x, 0.0))
+    max_violation = jnp.maximum(ineq, jnp.abs(jnp.sum(x) - 1.0))
+    return ProjectionResult(x, out.status, out.nit, max_violation)
+
+
+# ======================================================================================
+# Policies
+# ======================================================================================
+class _AllocationBaseline(Policy):
+    """Encoder 32-32 ReLU -> linear ``out`` units; separate 32-unit critic (PASPO's sizes)."""
+
+    def __init__(self, env, env_params, out: int, *, encoder_hidden=(32, 32), critic_hidden=(32,),
+                 out_scale: float = 0.01, max_log_concentration: float = 10.0):
+        n = getattr(env, "num_entities", None)
+        if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
+            raise ValueError(f"{type(self).__name__} needs an allocation env (num_entities, constraints); "
+                             f"got {type(env).__name__}")
+        self.env, self.env_params, self.n = env, env_params, n
+        self.actor = MLP(tuple(encoder_hidden), out, out_scale=out_scale)
+        self.critic = MLP(tuple(critic_hidden), 1)
+        self.max_log_concentration = max_log_concentration
+
+    def init(self, key, obs, env_state=None, env_params=None):
+        k_actor, k_critic = jax.random.split(key)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        return {"actor": self.actor.init(k_actor, x), "critic": self.critic.init(k_critic, x)}
+
+    def _out(self, params, obs):
+        return self.actor.apply(params["actor"], jnp.ravel(obs).astype(jnp.float32))
+
+    def value(self, params, obs):
+        return self.critic.apply(params["critic"], jnp.ravel(obs).astype(jnp.float32))[0]
+
+    def _constraints(self, env_state, env_params):
+        A, b = self.env.constraints(env_state, self.env_params if env_params is None else env_params)
+        return jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
+
+
+class DirichletPolicy(_AllocationBaseline):
+    """Dirichlet PPO without constraint handling; concentrations ``exp(output) + 1e-6``.
+
+    Samples are floored at ``a_eps`` and renormalised (a Dirichlet sample can round to an
+    exact 0 in float32, where the log-density is -inf); the log-prob is of that stored,
+    floored action, in ``act`` and ``evaluate`` alike. Entropy exact; greedy = the mean.
+    The action is executed as it is; ``act``'s metric ``policy/violation`` is the summed
+    violation (the env reports the same in ``info``).
+    """
+
+    def __init__(self, env, env_params, *, a_eps: float = 1e-6, **kwargs):
+        n = getattr(env, "num_entities", 2)
+        super().__init__(env, env_params, n, **kwargs)
+        self.a_eps = a_eps
+
+    def _dist(self, params, obs):
+        c = self.max_log_concentration
+        conc = jnp.exp(jnp.clip(self._out(params, obs), -c, c)) + 1e-6
+        return distrax.Dirichlet(conc)
+
+    def _floor(self, a):
+        a = jnp.maximum(a, self.a_eps)
+        return a / jnp.sum(a)
+
+    def act(self, params, key, obs, env_state=None, env_params=None) -> Act:
+        dist = self._dist(params, obs)
+        a = self._floor(dist.sample(seed=key))
+        A, b = self._constraints(env_state, env_params)
+        cost = summed_violation(A, b, a)
+        return Act(a, dist.log_prob(a), self.value(params, obs), {"cost": cost}, {"violation": cost})
+
+    def evaluate(self, params, key, obs, action, extras) -> Evaluation:
+        dist = self._dist(params, obs)
+        return Evaluation(dist.log_prob(action), dist.entropy(), self.value(params, obs))
+
+    def greedy(self, params, obs, env_state=None, env_params=None):
+        return self._dist(params, obs).mean()
+
+
+class LagrangianPolicy(DirichletPolicy):
+    """Dirichlet PPO on the Lagrangian with a learned multiplier (module docstring).
+
+    Args (beyond :class:`DirichletPolicy`'s):
+      cost_limit: ``d``, the allowed mean summed violation per step (0: hard constraints).
+      lagrange_init: initial ``lambda`` (> 0); ``rho = softplus^-1(lagrange_init)``.
+      clip_eps: the PPO clip of the cost surrogate (pass the engine's ``clip_eps``; None: unclipped).
+    """
+
+    def __init__(self, env, env_params, *, cost_limit: float = 0.0, lagrange_init: float = 1.0,
+                 clip_eps: float | None = 0.3, **kwargs):
+        super().__init__(env, env_params, **kwargs)
+        if not lagrange_init > 0:
+            raise ValueError(f"lagrange_init must be > 0, got {lagrange_init}")
+        if cost_limit < 0:
+            raise ValueError(f"cost_limit must be >= 0, got {cost_limit}")
+        self.cost_limit, self.lagrange_init, self.clip_eps = cost_limit, lagrange_init, clip_eps
+
+    def init(self, key, obs, env_state=None, env_params=None):
+        params = super().init(key, obs, env_state, env_params)
+        params["rho"] = jnp.log(jnp.expm1(jnp.asarray(self.lagrange_init, jnp.float32)))
+        return params
+
+    @staticmethod
+    def multiplier(params) -> jax.Array:
+        return jax.nn.softplus(params["rho"])
+
+    def extra_loss(self, params, key, batch: Batch):
+        lam = self.multiplier(params)
+        cost = batch.extras["cost"]
+        ev = jax.vmap(self.evaluate, in_axes=(None, None, 0, 0, 0))(params, key, batch.obs, batch.action, batch.extras)
+        ratio = jnp.exp(ev.log_prob - batch.log_prob)
+        adv_c = (cost - cost.mean()) / (cost.std() + 1e-8)
+        if self.clip_eps is None:
+            surrogate = (ratio * adv_c).mean()
+        else:
+            clipped = jnp.clip(ratio, 1.0 - self.clip_eps, 1.0 + self.clip_eps) * adv_c
+            surrogate = jnp.maximum(ratio * adv_c, clipped).mean()
+        policy_term = jax.lax.stop_gradient(lam) * surrogate
+        multiplier_term = -lam * jax.lax.stop_gradient(cost.mean() - self.cost_limit)
+        metrics = {"lagrange_multiplier": lam, "cost": cost.mean(), "cost_surrogate": surrogate}
+        return policy_term + multiplier_term, metrics
+
+
+class ProjectionPolicy(_AllocationBaseline):
+    """OptLayer-like baseline: proposal ``z`` (Gaussian or Dirichlet), executed action its
+    exact projection onto the polytope (:func:`project_polytope`, run in the policy's float32).
+
+    ``dist="gaussian"``: ``z ~ N(1/n + output, diag(exp(log_std)^2))`` with a state-independent
+    ``log_std`` (init ``log(init_std)``); ``dist="dirichlet"``: ``z ~ Dirichlet(exp(output))``.
+    ``extras["z"]`` keeps the proposal; log-prob and (exact) entropy are the proposal's.
+    Greedy: the projection of the proposal's mean. Metric ``policy/moved``: ``||a - z||``.
+    """
+
+    def __init__(self, env, env_params, *, dist: str = "gaussian", init_std: float = 0.1,
+                 maxiter: int | None = None, **kwargs):
+        if dist not in ("gaussian", "dirichlet"):
+            raise ValueError(f"projection dist must be 'gaussian' or 'dirichlet', got {dist!r}")
+        if not init_std > 0:
+            raise ValueError(f"init_std must be > 0, got {init_std}")
+        n = getattr(env, "num_entities", 2)
+        super().__init__(env, env_params, n, **kwargs)
+        self.dist, self.init_std, self.maxiter = dist, init_std, maxiter
+
+    def init(self, key, obs, env_state=None, env_params=None):
+        params = super().init(key, obs, env_state, env_params)
+        if self.dist == "gaussian":
+            params["log_std"] = jnp.full((self.n,), np.log(self.init_std), jnp.float32)
+        return params
+
+    def _proposal(self, params, obs):
+        out = self._out(params, obs)
+        if self.dist == "gaussian":
+            return distrax.MultivariateNormalDiag(1.0 / self.n + out, jnp.exp(params["log_std"]))
+        c = self.max_log_concentration
+        return distrax.Dirichlet(jnp.exp(jnp.clip(out, -c, c)) + 1e-6)
+
+    def project(self, z, env_state=None, env_params=None) -> ProjectionResult:
+        A, b = self._constraints(env_state, env_params)
+        return project_polytope(z, A, b, maxiter=self.maxiter)
+
+    def act(self, params, key, obs, env_state=None, env_params=None) -> Act:
+        dist = self._proposal(params, obs)
+        z = dist.sample(seed=key)
+        if self.dist == "dirichlet":
+            z = jnp.maximum(z, 1e-6)
+            z = z / z.sum()
+        proj = self.project(z, env_state, env_params)
+        metrics = {"moved": jnp.linalg.norm(proj.x - z), "qp_failed": (proj.status != 0).astype(jnp.float32),
+                   "qp_iterations": proj.nit.astype(jnp.float32)}
+        return Act(proj.x, dist.log_prob(z), self.value(params, obs), {"z": z}, metrics)
+
+    def evaluate(self, params, key, obs, action, extras) -> Evaluation:
+        dist = self._proposal(params, obs)
+        return Evaluation(dist.log_prob(extras["z"]), dist.entropy(), self.value(params, obs))
+
+    def greedy(self, params, obs, env_state=None, env_params=None):
+        return self.project(self._proposal(params, obs).mean(), env_state, env_params).x

@@ -1,0 +1,418 @@
+"""PASPO's autoregressive Beta policy on a polytope (Winkel et al., NeurIPS 2024, Sec. 4).
+
+An allocation ``a`` (n,) on ``{A a <= b, sum(a) = 1, 0 <= a <= 1}`` is sampled entity by
+entity. For ``i = 1 .. n-1`` (0-based ``i = 0 .. n-2`` in the code):
+
+1. the feasible interval of ``a_i`` given the earlier entries (PASPO Eq. 3, two LPs,
+   ``paspo_jax.lp.allocation_bounds``):
+   ``a_min_i = min a_i``, ``a_max_i = max a_i`` over the polytope with ``a_<i`` fixed;
+2. head ``i`` maps ``[encoder(s), a_<i]`` to Beta concentrations
+   ``alpha_i, beta_i = exp(output) + 1e-6``;
+3. ``u_i ~ Beta(alpha_i, beta_i)`` and ``a_i = a_min_i + (a_max_i - a_min_i) u_i``
+   (a ``distrax.ScalarAffine`` bijector);
+
+and the last entry takes the rest, ``a_n = 1 - sum(a_<n)``. The policy density (PASPO Eq. 4)
+
+    log pi(a | s) = sum_i [ log Beta(u_i; alpha_i, beta_i) - log(a_max_i - a_min_i) ]
+
+includes the Jacobian of the affine map, ``-log(a_max_i - a_min_i)``.
+
+Numerical conventions (chosen so that ``act`` and ``evaluate`` are the same function of the
+stored action):
+
+- Degenerate interval: width ``a_max_i - a_min_i < degenerate_tol`` (1e-4 as the original):
+  the entry is fixed at the interval's midpoint and contributes 0 to log-prob and entropy.
+  An interval the LP reports infeasible (only possible through round-off) is treated as
+  degenerate at the remaining mass's lower end and counted in ``policy/infeasible``.
+- Beta samples that round to 0 or 1 (distrax's ``log(u)`` is -inf there): the position
+  ``u_i = (a_i - a_min_i) / (a_max_i - a_min_i)`` is clipped into ``[u_eps, 1 - u_eps]``,
+  both when sampling (the executed entry uses the clipped ``u``) and when scoring (``u`` is
+  recomputed from the action and clipped the same way).
+- Concentrations: ``exp(clip(output, -max_log_concentration, max_log_concentration)) + 1e-6``
+  (the clip only guards against overflow; 10 allows concentrations up to 2.2e4).
+- ``interval_margin`` (default 0, exact): shrinks every interval to
+  ``[a_min + margin, a_max - margin]`` (to its midpoint if narrower). A safety margin for LP
+  bounds computed in float32, whose vertices can be off by ~1e-5 on thin, degenerate
+  polytopes (synth7): a sample beyond the true bound makes the rest of the chain infeasible.
+  The shrunk intervals are the ones stored and scored, so log-probs stay consistent.
+
+Intervals in ``evaluate``. The intervals depend only on the action's own prefix and on the
+constraints, never on the network parameters, so the ones computed while sampling are the
+exact ones for scoring the stored action in every PPO epoch. ``act`` stores them in
+``extras`` (``a_min``, ``a_max``, each (n-1,)) and ``evaluate`` reuses them by default
+(``intervals="stored"``): the original re-solves all ``2(n-1)`` LPs in every epoch, which is
+the same numbers at ten times the cost. ``intervals="recompute"`` re-solves them from the
+action (``allocation_bounds_chain``; static constraints only, since ``evaluate`` gets no
+environment state), and the tests check that both agree.
+
+Entropy (``evaluate``): the Monte-Carlo estimate of the paper, ``sum_i H(pi_i | s, a_<i)``
+along the stored action's prefix, where ``H(pi_i) = H(Beta(alpha_i, beta_i)) +
+log(a_max_i - a_min_i)`` is the exact entropy of the scaled Beta (distrax's
+``Transformed.entropy``); degenerate entries add 0.
+
+Greedy action: the mode of each Beta along the chain (the mean where the mode is undefined,
+``alpha, beta <= 1``).
+
+Network (the original's by default): encoder ``Linear(obs, 32)-ReLU-Linear(32, 32)-ReLU``;
+head ``i`` gets ``[encoding, a_<i]`` and is an MLP [32, 32] -> 2 (heads are stored stacked,
+each with an input of size ``32 + n - 1`` where entries ``j >= i`` are zero, which is the same
+function class as an input of ``a_<i`` only); a separate critic ``Linear(obs, 32)-ReLU-
+Linear(32, 1)``. Hidden layers use PyTorch's default initialisation (as the original); the
+heads' last layer is scaled by ``head_out_scale`` (0.01) so that every head starts at
+``Beta(1, 1)`` or, with de-biasing, at the fitted Beta (deviation from the original, whose
+last layer had the PyTorch default scale; the paper's de-biasing assumes outputs near 0).
+
+De-biased initialisation (Sec. 4.4, ``paspo_jax.debias``): ``debias_samples`` uniform points
+of the polytope (``paspo_jax.polytope``), their intervals along their own prefixes, one ML
+Beta fit per entity, ``log alpha_hat, log beta_hat`` added to each head's output bias. It is
+computed once per policy (outside the training program, cached) from the constraints of the
+environment state at ``env.reset(PRNGKey(debias_seed))``; for state-dependent constraints
+that is one state's polytope (an approximation: the paper's method assumes one polytope).
+
+State-dependent constraints (the paper's open question 2): ``act`` and ``greedy`` call
+``env.constraints(env_state, env_params)`` for every environment, so an env whose ``(A, b)``
+changes with its state (``PASPO-capacity-7``) is sampled from its own polytope.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from paspo_jax import lp
+from ppo_jax.policy import Act, Evaluation, Policy
+
+__all__ = ["PASPOPolicy", "MLP", "torch_default_init", "has_static_constraints", "make_bounds_fn", "static_polytope"]
+
+CONCENTRATION_EPS = 1e-6  # concentrations = exp(output) + 1e-6 (original)
+
+
+def torch_default_init(scale: float = 1.0):
+    """PyTorch ``nn.Linear``'s default weight init (U(+-1/sqrt(fan_in))), times ``scale``."""
+    return nn.initializers.variance_scaling(scale**2 / 3.0, "fan_in", "uniform")
+
+
+class MLP(nn.Module):
+    """ReLU MLP: ``hidden`` layers, then an output layer of ``out`` units (``out=None``: the
+    last hidden activation is the output, as the original's encoder)."""
+
+    hidden: Sequence[int]
+    out: int | None = None
+    out_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width, kernel_init=torch_default_init())(x))
+        if self.out is not None:
+            x = nn.Dense(self.out, kernel_init=torch_default_init(self.out_scale))(x)
+        return x
+
+
+def has_static_constraints(env) -> bool:
+    """Whether ``env.constraints`` is the base ``AllocationEnv``'s (``params.A, params.b``)."""
+    from envs_jax.allocation import AllocationEnv
+
+    return type(env).constraints is AllocationEnv.constraints
+
+
+def static_polytope(env, env_params, fast_path="auto"):
+    """``paspo_jax.polytope.Polytope`` of a static env's constraints (rows as the env holds
+    them, float32 values in float64), with the static fast path when it can be built."""
+    from paspo_jax import polytope
+
+    A, b = env.constraints(None, env_params)
+    return polytope.Polytope(np.asarray(A, np.float64), np.asarray(b, np.float64), name=getattr(env, "name", "env"),
+                             fast_path=fast_path)
+
+
+def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None) -> Callable:
+    """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible)`` for the policy.
+
+    ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
+    ``(A, b)`` it is given (any constraints, state-dependent ones included).
+    ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
+    projections computed once, bounds = min/max over rows; static constraints only; error if
+    it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
+    the path could be built, else ``"lp"``. ``poly``: a prebuilt ``Polytope`` to use.
+    """
+    if bounds not in ("auto", "lp", "fast"):
+        raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
+    general = lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter)
+    if bounds == "lp":
+        return general
+    if not has_static_constraints(env):
+        if bounds == "fast":
+            raise ValueError(f"bounds='fast' needs static constraints; {type(env).__name__} has state-dependent ones")
+        return general
+    if poly is None:
+        poly = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
+    if poly.fast is None:
+        if bounds == "fast":
+            raise ValueError(f"bounds='fast': no static fast path for {poly!r}")
+        return general
+
+    def fast(A, b, prefix, i):
+        del A, b  # static: the polytope's own precomputed facet tables
+        return poly.bounds(prefix, i)
+
+    return fast
+
+
+class PASPOPolicy(Policy):
+    """PASPO's policy (module docstring) for an ``envs_jax`` allocation env.
+
+    Args:
+      env, env_params: an ``AllocationEnv`` (``num_entities``, ``constraints``).
+      encoder_hidden: encoder widths (original: (32, 32)).
+      head_hidden: hidden widths of each entity head (original: (32, 32)).
+      critic_hidden: critic widths (original: (32,)).
+      head_out_scale: init scale of the heads' last layer (0.01, see module docstring).
+      debias: add the de-biasing offsets to the heads' output bias (paper Sec. 4.4).
+      debias_samples: uniform points of the polytope for the fit (original: 100,000).
+      debias_method: sampler of ``paspo_jax.polytope`` ("rejection" as the original, or
+        "hit_and_run").
+      debias_seed: key of those points and of the reset state whose constraints are used.
+      degenerate_tol: interval width below which an entry is fixed (original: 1e-4).
+      u_eps: positions are clipped into [u_eps, 1 - u_eps].
+      max_log_concentration: network outputs are clipped to +-this before ``exp``.
+      interval_margin: shrink each interval by this on both sides (module docstring).
+      intervals: "stored" (reuse the sampling intervals in ``evaluate``) or "recompute".
+      bounds: "auto", "lp" or "fast" (:func:`make_bounds_fn`).
+      lp_maxiter: iteration cap of the general LP (None: its default).
+    """
+
+    def __init__(
+        self,
+        env,
+        env_params,
+        *,
+        encoder_hidden: Sequence[int] = (32, 32),
+        head_hidden: Sequence[int] = (32, 32),
+        critic_hidden: Sequence[int] = (32,),
+        head_out_scale: float = 0.01,
+        debias: bool = True,
+        debias_samples: int = 100_000,
+        debias_method: str = "rejection",
+        debias_seed: int = 0,
+        degenerate_tol: float = 1e-4,
+        u_eps: float = 1e-6,
+        max_log_concentration: float = 10.0,
+        interval_margin: float = 0.0,
+        intervals: str = "stored",
+        bounds: str = "auto",
+        lp_maxiter: int | None = None,
+    ):
+        n = getattr(env, "num_entities", None)
+        if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
+            raise ValueError(
+                f"PASPOPolicy needs an allocation env with num_entities >= 2 and constraints(); got {type(env).__name__}"
+            )
+        if intervals not in ("stored", "recompute"):
+            raise ValueError(f"intervals must be 'stored' or 'recompute', got {intervals!r}")
+        self.static = has_static_constraints(env)
+        if intervals == "recompute" and not self.static:
+            raise ValueError("intervals='recompute' needs static constraints (evaluate gets no env state)")
+        if not (0.0 < u_eps < 0.5):
+            raise ValueError(f"u_eps must lie in (0, 0.5), got {u_eps}")
+        if degenerate_tol < 0 or interval_margin < 0:
+            raise ValueError(f"degenerate_tol and interval_margin must be >= 0, got {degenerate_tol}, {interval_margin}")
+        if debias and (not isinstance(debias_samples, int) or debias_samples < 2):
+            raise ValueError(f"debias_samples must be an integer >= 2, got {debias_samples!r}")
+        self.env, self.env_params, self.n = env, env_params, n
+        self.encoder = MLP(tuple(encoder_hidden))
+        self.head = MLP(tuple(head_hidden), 2, out_scale=head_out_scale)
+        self.critic = MLP(tuple(critic_hidden), 1)
+        self.debias, self.debias_samples, self.debias_method, self.debias_seed = (
+            debias, debias_samples, debias_method, debias_seed)
+        self.degenerate_tol, self.u_eps, self.max_log_concentration = degenerate_tol, u_eps, max_log_concentration
+        self.intervals, self.interval_margin = intervals, interval_margin
+        if bounds not in ("auto", "lp", "fast"):
+            raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
+        self.polytope = None
+        if self.static and bounds != "lp":
+            self.polytope = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
+        self.bounds_fn = make_bounds_fn(env, env_params, bounds, lp_maxiter, poly=self.polytope)
+        self.lp_maxiter = lp_maxiter
+        self._offsets = None
+
+    # -- parameters ---------------------------------------------------------------------
+    def init(self, key, obs, env_state=None, env_params=None):
+        k_enc, k_head, k_critic = jax.random.split(key, 3)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        enc_params = self.encoder.init(k_enc, x)
+        enc = self.encoder.apply(enc_params, x)
+        head_in = jnp.zeros((enc.shape[0] + self.n - 1,), jnp.float32)
+        heads = jax.vmap(self.head.init, in_axes=(0, None))(jax.random.split(k_head, self.n - 1), head_in)
+        if self.debias:
+            log_alpha, log_beta = self.debias_offsets()
+            bias = heads["params"][f"Dense_{len(self.head.hidden)}"]["bias"]  # (n-1, 2)
+            bias = bias + jnp.stack([log_alpha, log_beta], axis=1).astype(bias.dtype)
+            heads["params"][f"Dense_{len(self.head.hidden)}"]["bias"] = bias
+        return {"encoder": enc_params, "heads": heads, "critic": self.critic.init(k_critic, x)}
+
+    def debias_offsets(self) -> tuple[jax.Array, jax.Array]:
+        """``(log alpha_hat, log beta_hat)``, each (n-1,): computed once, then cached."""
+        if self._offsets is None:
+            with jax.ensure_compile_time_eval():
+                self._offsets = jax.tree.map(np.asarray, self._compute_debias_offsets())
+        return self._offsets
+
+    def _compute_debias_offsets(self):
+        from paspo_jax import polytope
+        from paspo_jax.debias import debias_offsets
+
+        key = jax.random.PRNGKey(self.debias_seed)
+        k_reset, k_points = jax.random.split(key)
+        _, state = self.env.reset(k_reset, self.env_params)
+        A, b = self.env.constraints(state, self.env_params)
+        A, b = np.asarray(A, np.float64), np.asarray(b, np.float64)
+        poly = self.polytope if self.polytope is not None else polytope.Polytope(A, b, name="debias", fast_path=False)
+        points = poly.sample_uniform(k_points, self.debias_samples, method=self.debias_method)
+        points = jnp.asarray(points, jnp.float32)
+        lo, hi, feasible = poly.batch_bounds_chain(points)
+        remaining = 1.0 - jnp.cumsum(jnp.concatenate([jnp.zeros_like(points[:, :1]), points[:, : self.n - 2]], 1), 1)
+        a_min, a_max = jax.vmap(self._interval)(lo, hi, feasible, remaining)
+        return debias_offsets(points, a_min, a_max, tol=self.degenerate_tol, eps=self.u_eps)
+
+    # -- pieces -------------------------------------------------------------------------
+    def _encode(self, params, obs):
+        return self.encoder.apply(params["encoder"], jnp.ravel(obs).astype(jnp.float32))
+
+    def value(self, params, obs):
+        return self.critic.apply(params["critic"], jnp.ravel(obs).astype(jnp.float32))[0]
+
+    def _head_input(self, enc, a, i):
+        """``[encoding, a_<i]`` with entries ``j >= i`` zeroed, (d + n - 1,)."""
+        prefix = jnp.where(jnp.arange(self.n - 1) < i, a[: self.n - 1], 0.0)
+        return jnp.concatenate([enc, prefix])
+
+    def _concentrations(self, out):
+        c = self.max_log_concentration
+        conc = jnp.exp(jnp.clip(out, -c, c)) + CONCENTRATION_EPS
+        return conc[..., 0], conc[..., 1]
+
+    def _interval(self, lo, hi, feasible, remaining):
+        """Clean LP bounds: infeasible -> degenerate at max(0, ...); clipped into [0, remaining]."""
+        remaining = jnp.maximum(remaining, 0.0)
+        lo = jnp.where(feasible, lo, 0.0)
+        hi = jnp.where(feasible, hi, 0.0)
+        lo = jnp.clip(lo, 0.0, remaining)
+        hi = jnp.clip(hi, lo, remaining)
+        if self.interval_margin > 0:
+            mid = 0.5 * (lo + hi)
+            lo, hi = jnp.minimum(lo + self.interval_margin, mid), jnp.maximum(hi - self.interval_margin, mid)
+        return lo, hi
+
+    def _degenerate(self, lo, hi):
+        return ~(hi - lo >= self.degenerate_tol)
+
+    def _entry_log_prob_entropy(self, alpha, beta, lo, hi, x):
+        """Log-density and entropy of one scaled Beta at entry ``x`` (0, 0 if degenerate)."""
+        degenerate = self._degenerate(lo, hi)
+        width = jnp.where(degenerate, 1.0, hi - lo)
+        affine = distrax.ScalarAffine(shift=lo, scale=width)
+        u = jnp.clip(affine.inverse(x), self.u_eps, 1.0 - self.u_eps)
+        base = distrax.Beta(alpha, beta)
+        log_prob = base.log_prob(u) - affine.forward_log_det_jacobian(u)
+        entropy = distrax.Transformed(base, affine).entropy()
+        return jnp.where(degenerate, 0.0, log_prob), jnp.where(degenerate, 0.0, entropy)
+
+    def _chain_bounds(self, A, b, a):
+        """Intervals of all entries of ``a`` along its own prefix: (a_min, a_max), each (n-1,),
+        cleaned exactly as in sampling."""
+        idx = jnp.arange(self.n - 1)
+        lo, hi, feasible = jax.vmap(lambda i: self.bounds_fn(A, b, a, i))(idx)
+        remaining = 1.0 - jnp.cumsum(jnp.concatenate([jnp.zeros((1,), a.dtype), a[: self.n - 2]]))
+        return self._interval(lo, hi, feasible, remaining)
+
+    def _static_constraints(self):
+        A, b = self.env.constraints(None, self.env_params)
+        return jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
+
+    def _chain(self, params, key, obs, env_state, env_params, mode: str):
+        """Sample (``mode="sample"``) or take the mode (``"greedy"``) along the chain."""
+        A, b = self.env.constraints(env_state, env_params)
+        A, b = jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
+        enc = self._encode(params, obs)
+        n = self.n
+
+        def step(carry, xs):
+            a, remaining = carry
+            i, head_params, k = xs
+            lo, hi, feasible = self.bounds_fn(A, b, a, i)
+            lo, hi = self._interval(lo, hi, feasible, remaining)
+            alpha, beta = self._concentrations(self.head.apply(head_params, self._head_input(enc, a, i)))
+            base = distrax.Beta(alpha, beta)
+            if mode == "sample":
+                u = base.sample(seed=k)
+            else:
+                u = jnp.where((alpha > 1.0) | (beta > 1.0), base.mode(), base.mean())
+            degenerate = self._degenerate(lo, hi)
+            u = jnp.clip(u, self.u_eps, 1.0 - self.u_eps) if mode == "sample" else u
+            x = distrax.ScalarAffine(shift=lo, scale=hi - lo).forward(u)
+            x = jnp.where(degenerate, 0.5 * (lo + hi), x)
+            x = jnp.clip(x, lo, hi)
+            log_prob, entropy = self._entry_log_prob_entropy(alpha, beta, lo, hi, x)
+            a = a.at[i].set(x)
+            return (a, remaining - x), (lo, hi, log_prob, entropy, degenerate, ~feasible)
+
+        xs = (jnp.arange(n - 1), params["heads"], jax.random.split(key, n - 1))
+        (a, remaining), (lo, hi, log_prob, entropy, degenerate, infeasible) = jax.lax.scan(
+            step, (jnp.zeros((n,), jnp.float32), jnp.ones((), jnp.float32)), xs
+        )
+        a = a.at[n - 1].set(jnp.maximum(1.0 - jnp.sum(a[: n - 1]), 0.0))
+        return a, lo, hi, log_prob.sum(), entropy.sum(), degenerate, infeasible
+
+    # -- policy interface ---------------------------------------------------------------
+    def act(self, params, key, obs, env_state=None, env_params=None) -> Act:
+        """Sample along the chain; ``extras = {"a_min", "a_max"}`` (n-1,) intervals used."""
+        env_params = self.env_params if env_params is None else env_params
+        a, lo, hi, log_prob, entropy, degenerate, infeasible = self._chain(
+            params, key, obs, env_state, env_params, "sample")
+        metrics = {
+            "degenerate": degenerate.mean(),
+            "infeasible": infeasible.mean(),
+            "entropy_sample": entropy,
+        }
+        return Act(a, log_prob, self.value(params, obs), {"a_min": lo, "a_max": hi}, metrics)
+
+    def evaluate(self, params, key, obs, action, extras) -> Evaluation:
+        """Log-prob of the stored action (all heads at once, teacher forcing on its prefix),
+        the Monte-Carlo entropy ``sum_i H(pi_i | s, a_<i)`` along that prefix, and V(s)."""
+        del key
+        a = jnp.asarray(action, jnp.float32)
+        if self.intervals == "stored":
+            lo, hi = extras["a_min"], extras["a_max"]
+        else:
+            A, b = self._static_constraints()
+            lo, hi = self._chain_bounds(A, b, a)
+        log_prob, entropy = self._log_prob_entropy(params, obs, a, lo, hi)
+        return Evaluation(log_prob, entropy, self.value(params, obs))
+
+    def _log_prob_entropy(self, params, obs, a, lo, hi):
+        enc = self._encode(params, obs)
+        idx = jnp.arange(self.n - 1)
+        inputs = jax.vmap(lambda i: self._head_input(enc, a, i))(idx)
+        out = jax.vmap(self.head.apply)(params["heads"], inputs)
+        alpha, beta = self._concentrations(out)
+        log_prob, entropy = jax.vmap(self._entry_log_prob_entropy)(alpha, beta, lo, hi, a[: self.n - 1])
+        return log_prob.sum(), entropy.sum()
+
+    def log_prob(self, params, obs, action, env_state=None, env_params=None):
+        """``log pi(a | s)`` of any allocation, intervals solved along its own prefix (exact;
+        for tests and analysis)."""
+        env_params = self.env_params if env_params is None else env_params
+        A, b = self.env.constraints(env_state, env_params)
+        a = jnp.asarray(action, jnp.float32)
+        lo, hi = self._chain_bounds(jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32), a)
+        return self._log_prob_entropy(params, obs, a, lo, hi)[0]
+
+    def greedy(self, params, obs, env_state=None, env_params=None):
+        env_params = self.env_params if env_params is None else env_params
+        return self._chain(params, jax.random.PRNGKey(0), obs, env_state, env_params, "greedy")[0]
