@@ -92,9 +92,12 @@ def _exact_log_z_gradient(pol, params):
     return _flat(jax.jit(jax.grad(log_z))(params)["actor"])
 
 
-def test_ratio_coefficient_estimates_grad_log_z_c_and_the_printed_one_does_not():
-    """c = 1/l: the correction's mean -> grad log sum_{a in C} pi(a|s) as S grows; the
-    paper's c = S/l^2 converges to that gradient divided by P_pi(C), so it stays off."""
+def test_rejection_gradients_match_exact_gradients_on_an_enumerable_problem():
+    """(1) c = 1/l: the correction term's mean -> grad log sum_{a in C} pi(a|s) as S grows,
+    also on a random subset of the valid candidates; the paper's c = S/l^2 converges to
+    that gradient divided by P_pi(C), so it stays off. (2) E[r(a) grad surrogate] (the
+    engine's A2C gradient with advantage r) equals grad E_{a ~ pi_C}[r(a)], pi_C = pi
+    restricted to C and renormalised, computed exactly."""
     errors = {}
     for s, subset in ((2, 0), (48, 0), (48, 4)):
         pol, params = _factored(s, "ratio", subset)
@@ -102,40 +105,39 @@ def test_ratio_coefficient_estimates_grad_log_z_c_and_the_printed_one_does_not()
         est, acts = _correction_gradient(pol, params)
         errors[(s, "ratio", subset)] = np.linalg.norm(est - exact) / np.linalg.norm(exact)
         assert np.all(VALID.reshape(-1)[np.asarray(acts.action[:, 0] * 3 + acts.action[:, 1])] | (acts.metrics["no_valid"] > 0))
-        if (s, subset) == (48, 0):  # the printed coefficient on the same draws: S/l^2 = S * (1/l)^2
+        if (s, subset) == (48, 0):
+            # the printed coefficient on the same draws: S/l^2 = S * (1/l)^2
             paper = acts._replace(extras={**acts.extras, "cand_w": s * jnp.square(acts.extras["cand_w"])})
             est_paper, _ = _correction_gradient(pol, params, paper)
             errors[(48, "paper", 0)] = np.linalg.norm(est_paper - exact) / np.linalg.norm(exact)
+            pg_error = _policy_gradient_error(pol, params, acts)
     p_c = float(jnp.exp(jax.jit(lambda p: _all_log_probs(pol, p))(params)).reshape(3, 3)[VALID].sum())
     assert 0.2 < p_c < 0.7
     assert errors[(48, "ratio", 0)] < 0.06, errors
     assert errors[(48, "ratio", 4)] < 0.08, errors  # a random subset of the valid ones: still consistent
     assert errors[(2, "ratio", 0)] > 2 * errors[(48, "ratio", 0)], errors  # O(1/S) bias (and the fallback)
     assert errors[(48, "paper", 0)] > 0.5, errors  # ~ 1/P(C) - 1
+    assert pg_error < 0.1, pg_error
 
 
-def test_rejection_policy_gradient_matches_the_exact_gradient_of_the_expected_reward_under_pi_c():
-    """E[r(a) grad surrogate] (the engine's A2C gradient with advantage r) equals
-    grad E_{a ~ pi_C}[r(a)], pi_C = pi restricted to C and renormalised, computed exactly."""
+def _policy_gradient_error(pol, params, acts):
+    """Relative error of mean r(a) grad surrogate(a) vs the exact grad E_{pi_C}[r]."""
     r = jnp.array([1.0, -2.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.5])  # reward per joint action
     mask = jnp.asarray(VALID.reshape(-1))
-    pol, params = _factored(48)
 
     def expected_reward(p):
         lp = jnp.where(mask, _all_log_probs(pol, p), -jnp.inf)
         return jnp.sum(jax.nn.softmax(lp) * r)
 
-    exact = _flat(jax.grad(expected_reward)(params)["actor"])
-    keys = jax.random.split(jax.random.PRNGKey(5), R)
-    acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(params, keys, OBS, None, None)
+    exact = _flat(jax.jit(jax.grad(expected_reward))(params)["actor"])
     reward = r[acts.action[:, 0] * 3 + acts.action[:, 1]]
 
-    def surrogate(p):
+    def surrogate(p, acts):
         ev = jax.vmap(pol.evaluate, in_axes=(None, None, None, 0, 0))(p, None, OBS, acts.action, acts.extras)
         return jnp.mean(reward * ev.log_prob)
 
-    est = _flat(jax.jit(jax.grad(surrogate))(params)["actor"])
-    assert np.linalg.norm(est - exact) / np.linalg.norm(exact) < 0.1
+    est = _flat(jax.jit(jax.grad(surrogate))(params, acts)["actor"])
+    return np.linalg.norm(est - exact) / np.linalg.norm(exact)
 
 
 def test_reject_fallback_and_subset_weights():
@@ -207,8 +209,8 @@ def test_flow_importance_weighted_probabilities_match_its_sampling_frequencies()
     )
     params = jax.jit(pol.init)(jax.random.PRNGKey(0), OBS)
     params["flow"] = _tilt(params["flow"], jax.random.PRNGKey(1), 0.15)
-    batch = Batch(jnp.tile(OBS, (64, 1)), jnp.zeros((64, 2), jnp.int32), *(jnp.zeros(64),) * 4, extras={})
-    opt = optax.adam(5e-3)
+    batch = Batch(jnp.tile(OBS, (32, 1)), jnp.zeros((32, 2), jnp.int32), *(jnp.zeros(32),) * 4, extras={})
+    opt = optax.adam(1e-2)
 
     def step(carry, key):
         p, st = carry
@@ -216,7 +218,7 @@ def test_flow_importance_weighted_probabilities_match_its_sampling_frequencies()
         upd, st = opt.update(grads, st)
         return (optax.apply_updates(p, upd), st), None
 
-    (fitted, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(9), 300)))(params)
+    (fitted, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(9), 150)))(params)
     np.testing.assert_array_equal(_flat(fitted["flow"]), _flat(params["flow"]))  # the generator did not move
     ctx = jax.jit(pol.context)(params, OBS)
     samples = jax.jit(pol.sample_actions, static_argnums=3)(params, jax.random.PRNGKey(2), ctx, 20000)
