@@ -439,25 +439,29 @@ def linprog(
     Ge, ge = _unit_rows(zap(A_eq), zap(b_eq))
     lo_f, hi_f = jnp.isfinite(lo) & ~bad_input, jnp.isfinite(hi) & ~bad_input
     lo_, hi_ = jnp.where(lo_f, lo, -big), jnp.where(hi_f, hi, big)
-    rows = _Rows(G=Gu, g=gu, u=hi_, l=lo_, E=Ge, e=ge)
-
     # Dual feasible start: each variable at the bound its cost pushes it to.
     j = jnp.arange(n, dtype=jnp.int32)
     off_u, off_l = m_ub, m_ub + n
     use_lower = (cn > 0) | ((cn == 0) & (lo_f | ~hi_f))
-    basis0 = jnp.where(use_lower, off_l + j, off_u + j)
-    Binv0 = jnp.diag(jnp.where(use_lower, -1.0, 1.0).astype(dtype))
-    main = _dual_simplex(rows, cn, basis0, maxiter, tol, Binv0=Binv0)
-
-    # Recession directions d: unbounded iff feasible and min c @ d < 0 over
-    # {A_ub d <= 0, A_eq d = 0, d_j >= 0 (l_j finite), d_j <= 0 (u_j finite), |d| <= 1}.
-    rec_rows = _Rows(
-        G=Gu, g=jnp.zeros_like(gu), u=jnp.where(hi_f, 0.0, 1.0).astype(dtype),
-        l=jnp.where(lo_f, 0.0, -1.0).astype(dtype), E=Ge, e=jnp.zeros_like(ge),
-    )
+    # The problem itself, and the LP over recession directions d: unbounded iff
+    # feasible and min c @ d < 0 over {A_ub d <= 0, A_eq d = 0, d_j >= 0 (l_j
+    # finite), d_j <= 0 (u_j finite), |d| <= 1}.  Both share G and E and are solved
+    # as a batch of two (one compiled loop).
     rec_lower = cn > 0
-    rec = _dual_simplex(rec_rows, cn, jnp.where(rec_lower, off_l + j, off_u + j), maxiter, tol,
-                        Binv0=jnp.diag(jnp.where(rec_lower, -1.0, 1.0).astype(dtype)))
+    g2 = jnp.stack([gu, jnp.zeros_like(gu)])
+    u2 = jnp.stack([hi_, jnp.where(hi_f, 0.0, 1.0).astype(dtype)])
+    l2 = jnp.stack([lo_, jnp.where(lo_f, 0.0, -1.0).astype(dtype)])
+    e2 = jnp.stack([ge, jnp.zeros_like(ge)])
+    lower2 = jnp.stack([use_lower, rec_lower])
+
+    def solve(g_, u_, l_, e_, lower):
+        rows = _Rows(G=Gu, g=g_, u=u_, l=l_, E=Ge, e=e_)
+        basis0 = jnp.where(lower, off_l + j, off_u + j)
+        Binv0 = jnp.diag(jnp.where(lower, -1.0, 1.0).astype(dtype))
+        return _dual_simplex(rows, cn, basis0, maxiter, tol, Binv0=Binv0)
+
+    both = jax.vmap(solve)(g2, u2, l2, e2, lower2)
+    main, rec = jax.tree.map(lambda a: a[0], both), jax.tree.map(lambda a: a[1], both)
     unbounded = (rec.status == 0) & (cn @ rec.x < -1e3 * tol.dual)
 
     # A free variable sitting on its artificial bound with the optimum there.
@@ -590,8 +594,11 @@ def allocation_lps(A, b, prefix, i, *, maxiter: int | None = None) -> Allocation
     rows = _allocation_rows(G, g, E, e, prefix, i)
     basis_min, basis_max = _box_bases(m, n, i)
     e_i = (jnp.arange(n) == i).astype(dtype)
-    st_min = _dual_simplex(rows, e_i, basis_min, maxiter, tol)
-    st_max = _dual_simplex(rows, -e_i, basis_max, maxiter, tol)
+    # min and max as a batch of two (one compiled loop).
+    st = jax.vmap(lambda c, basis0: _dual_simplex(rows, c, basis0, maxiter, tol))(
+        jnp.stack([e_i, -e_i]), jnp.stack([basis_min, basis_max])
+    )
+    st_min, st_max = jax.tree.map(lambda a: a[0], st), jax.tree.map(lambda a: a[1], st)
     return _interval(st_min, st_max, i, bad)
 
 
@@ -646,12 +653,13 @@ def _reference_bases(G, g, E, e, prefix_ref, i, maxiter, tol):
     rows = _allocation_rows(G, g, E, e, prefix_ref, i)
     e_i = (jnp.arange(n) == i).astype(G.dtype)
     bmin, bmax = _box_bases(m, n, i)
-    st_min = _dual_simplex(rows, e_i, bmin, maxiter, tol)
-    st_max = _dual_simplex(rows, -e_i, bmax, maxiter, tol)
+    st = jax.vmap(lambda c, basis0: _dual_simplex(rows, c, basis0, maxiter, tol))(
+        jnp.stack([e_i, -e_i]), jnp.stack([bmin, bmax])
+    )
     # Any basis the dual simplex visits is dual feasible, even if the reference
     # LP itself ended infeasible.
     inv = lambda basis: jnp.linalg.inv(rows.basis_rows(basis)[0])
-    return (st_min.basis, inv(st_min.basis)), (st_max.basis, inv(st_max.basis))
+    return (st.basis[0], inv(st.basis[0])), (st.basis[1], inv(st.basis[1]))
 
 
 def _batch_lps(A, b, prefixes, entity, *, maxiter, slots, warm_start: int):
@@ -707,7 +715,7 @@ def _batch_lps(A, b, prefixes, entity, *, maxiter, slots, warm_start: int):
         (bmin, Bimin), (bmax, Bimax) = jax.tree.map(lambda a: a[nearest, i], refs)
         return _start(make_rows(d), c, jnp.where(minimise, bmin, bmax), jnp.where(minimise, Bimin, Bimax), maxiter)
 
-    st = _solve_queue(make_rows, load, start, 2 * K, slots, maxiter, tol)
+    st = _solve_queue(make_rows, load, start, 2 * K, 2048 if slots is None else slots, maxiter, tol)
     st_min = jax.tree.map(lambda a: a[0::2], st)
     st_max = jax.tree.map(lambda a: a[1::2], st)
     return _interval(st_min, st_max, entity, bad)
@@ -755,3 +763,43 @@ def batch_allocation_bounds_chain(A, b, actions, *, maxiter=None, slots=None, wa
     r = _batch_lps(A, b, prefixes, entity, maxiter=maxiter, slots=slots, warm_start=warm_start)
     shape = lambda v: v.reshape(Bsz, n - 1)
     return shape(r.a_min), shape(r.a_max), shape((r.status_min == 0) & (r.status_max == 0))
+
+
+# ----------------------------------------------------------------------------------
+# Support function of the polytope on the simplex
+# ----------------------------------------------------------------------------------
+
+
+def _support_start(m, n, c):
+    """Dual feasible basis for ``max c @ a`` on the simplex: a_p = 1 at p = argmax c.
+
+    Minimising ``-c @ a``: lower bounds for j != p (multipliers c_p - c_j >= 0) and
+    the sum row in position p.
+    """
+    j = jnp.arange(n, dtype=jnp.int32)
+    p = jnp.argmax(c)
+    return jnp.where(j == p, m + 2 * n, m + n + j)
+
+
+def batch_support(A, b, C, *, maxiter=None, slots=2048):
+    """``max C[k] @ a`` over ``{A a <= b, sum(a) = 1, 0 <= a <= 1}`` for every row of C.
+
+    A: (m, n), b: (m,), C: (K, n).  Solved through the work queue from the simplex
+    vertex each direction prefers.  Returns (value (K,), argmax (K, n), status (K,))
+    with scipy codes (value NaN unless status is 0).
+    """
+    dtype = _dtype_of(A, b, C)
+    A, b, C = (jnp.asarray(v, dtype) for v in (A, b, C))
+    m, n = A.shape
+    K = C.shape[0]
+    maxiter = _default_maxiter(m, n) if maxiter is None else maxiter
+    tol = _tolerances(dtype)
+    G, g, E, e, bad = _allocation_problem(A, b, dtype)
+    rows = _allocation_rows(G, g, E, e, jnp.zeros(n, dtype), 0)
+    make_rows = lambda d: rows
+    load = lambda k: C[k]
+    start = lambda c, k: _start(rows, -c, _support_start(m, n, c), None, maxiter)
+    st = _solve_queue(make_rows, load, start, K, slots, maxiter, tol)
+    status = jnp.where(bad, 4, st.status).astype(jnp.int32)
+    value = jnp.where(status == 0, jnp.sum(C * st.x, axis=1), jnp.nan)
+    return value, st.x, status
