@@ -65,6 +65,7 @@ class PASPOConfig:
     degenerate_tol: float = 1e-4  # interval width below which an entry is fixed (original: 1e-4)
     u_eps: float = 1e-6  # Beta positions clipped into [u_eps, 1 - u_eps] (samples rounding to 0/1)
     max_log_concentration: float = 10.0  # network outputs clipped to +-this before exp
+    interval_margin: float = 0.0  # shrink each interval by this on both sides (float32 LP safety; 0 = exact)
     intervals: str = "stored"  # evaluate: "stored" intervals from act (exact, no LPs) or "recompute"
     bounds: str = "auto"  # interval solver: "auto" (static fast path if available), "lp", "fast"
     lp_maxiter: int = 0  # iteration cap of the general LP; 0 = the solver's default
@@ -102,8 +103,8 @@ class PASPOConfig:
                 raise ValueError(f"paspo config {name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.u_eps < 0.5:
             raise ValueError(f"paspo config u_eps must lie in (0, 0.5), got {self.u_eps!r}")
-        if self.degenerate_tol < 0 or self.cost_limit < 0:
-            raise ValueError("paspo config degenerate_tol and cost_limit must be >= 0")
+        if self.degenerate_tol < 0 or self.cost_limit < 0 or self.interval_margin < 0:
+            raise ValueError("paspo config degenerate_tol, cost_limit and interval_margin must be >= 0")
 
     def replace(self, **changes) -> "PASPOConfig":
         return dataclasses.replace(self, **changes)
@@ -114,17 +115,17 @@ def make_policy(cfg: PASPOConfig, env, env_params, ppo: PPOConfig | None = None)
     from paspo_jax.baselines import DirichletPolicy, LagrangianPolicy, ProjectionPolicy
     from paspo_jax.policy import PASPOPolicy
 
-    net = dict(encoder_hidden=cfg.encoder_hidden, critic_hidden=cfg.critic_hidden,
-               max_log_concentration=cfg.max_log_concentration)
+    net = dict(encoder_hidden=cfg.encoder_hidden, critic_hidden=cfg.critic_hidden)
+    conc = dict(max_log_concentration=cfg.max_log_concentration)
     if cfg.method == "dirichlet":
-        return DirichletPolicy(env, env_params, out_scale=cfg.head_out_scale, **net)
+        return DirichletPolicy(env, env_params, out_scale=cfg.head_out_scale, **net, **conc)
     if cfg.method == "lagrangian":
         clip = 0.3 if ppo is None else ppo.clip_eps
         return LagrangianPolicy(env, env_params, out_scale=cfg.head_out_scale, cost_limit=cfg.cost_limit,
-                                lagrange_init=cfg.lagrange_init, clip_eps=clip, **net)
+                                lagrange_init=cfg.lagrange_init, clip_eps=clip, **net, **conc)
     if cfg.method == "projection":
         return ProjectionPolicy(env, env_params, out_scale=cfg.head_out_scale, dist=cfg.projection_dist,
-                                init_std=cfg.projection_init_std, maxiter=cfg.projection_maxiter or None, **net)
+                                init_std=cfg.projection_init_std, maxiter=cfg.projection_maxiter or None, **net, **conc)
     return PASPOPolicy(
         env,
         env_params,
@@ -136,6 +137,8 @@ def make_policy(cfg: PASPOConfig, env, env_params, ppo: PPOConfig | None = None)
         debias_seed=cfg.debias_seed,
         degenerate_tol=cfg.degenerate_tol,
         u_eps=cfg.u_eps,
+        max_log_concentration=cfg.max_log_concentration,
+        interval_margin=cfg.interval_margin,
         intervals=cfg.intervals,
         bounds=cfg.bounds,
         lp_maxiter=cfg.lp_maxiter or None,

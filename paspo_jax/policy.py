@@ -76,6 +76,7 @@ changes with its state (``PASPO-capacity-7``) is sampled from its own polytope.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sequence
 
 import distrax
@@ -127,8 +128,14 @@ def static_polytope(env, env_params, fast_path="auto"):
     from paspo_jax import polytope
 
     A, b = env.constraints(None, env_params)
-    return polytope.Polytope(np.asarray(A, np.float64), np.asarray(b, np.float64), name=getattr(env, "name", "env"),
-                             fast_path=fast_path)
+    A, b, name = np.asarray(A, np.float64), np.asarray(b, np.float64), getattr(env, "name", "env")
+    if fast_path != "auto":
+        return polytope.Polytope(A, b, name=name, fast_path=fast_path)
+    try:
+        return polytope.Polytope(A, b, name=name, fast_path="auto")
+    except (MemoryError, RuntimeError) as e:  # the projections could not be built: LP path
+        warnings.warn(f"{name}: static fast path unavailable ({type(e).__name__}: {e}); using the LP path")
+        return polytope.Polytope(A, b, name=name, fast_path=False)
 
 
 def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None) -> Callable:
