@@ -74,6 +74,7 @@ class PASPOConfig:
     projection_dist: str = "gaussian"  # projection: proposal "gaussian" or "dirichlet"
     projection_init_std: float = 0.1  # projection (gaussian): initial standard deviation
     projection_maxiter: int = 0  # projection: QP iteration cap; 0 = default
+    projection_margin: float = 1e-5  # projection: facets moved inward by this (float32 round-off safety)
 
     def __post_init__(self) -> None:
         choices = {
@@ -103,8 +104,8 @@ class PASPOConfig:
                 raise ValueError(f"paspo config {name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.u_eps < 0.5:
             raise ValueError(f"paspo config u_eps must lie in (0, 0.5), got {self.u_eps!r}")
-        if self.degenerate_tol < 0 or self.cost_limit < 0 or self.interval_margin < 0:
-            raise ValueError("paspo config degenerate_tol, cost_limit and interval_margin must be >= 0")
+        if min(self.degenerate_tol, self.cost_limit, self.interval_margin, self.projection_margin) < 0:
+            raise ValueError("paspo config degenerate_tol, cost_limit, interval_margin, projection_margin must be >= 0")
 
     def replace(self, **changes) -> "PASPOConfig":
         return dataclasses.replace(self, **changes)
@@ -125,7 +126,8 @@ def make_policy(cfg: PASPOConfig, env, env_params, ppo: PPOConfig | None = None)
                                 lagrange_init=cfg.lagrange_init, clip_eps=clip, **net, **conc)
     if cfg.method == "projection":
         return ProjectionPolicy(env, env_params, out_scale=cfg.head_out_scale, dist=cfg.projection_dist,
-                                init_std=cfg.projection_init_std, maxiter=cfg.projection_maxiter or None, **net, **conc)
+                                init_std=cfg.projection_init_std, maxiter=cfg.projection_maxiter or None,
+                                margin=cfg.projection_margin, **net, **conc)
     return PASPOPolicy(
         env,
         env_params,

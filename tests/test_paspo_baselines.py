@@ -165,7 +165,7 @@ def test_dirichlet_log_prob_is_scipy_dirichlet(compute_env):
 
 def test_projection_policy_executes_the_projection_and_scores_the_proposal(compute_env):
     env, params = compute_env
-    pol = ProjectionPolicy(env, params, init_std=0.3)
+    pol = ProjectionPolicy(env, params, init_std=0.3, margin=0.0)
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     theta = jax.jit(pol.init)(jax.random.PRNGKey(1), obs, state, params)
     out = jax.jit(pol.act)(theta, jax.random.PRNGKey(5), obs, state, params)
