@@ -43,7 +43,8 @@ only where that slack is acceptable.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -159,26 +160,22 @@ class _Rows(NamedTuple):
         """(w (n,), h_r, free_r, partner_r) of row ``r`` (a traced int)."""
         m, n, q = self.sizes
         dtype = self.u.dtype
+        eye = jnp.eye(n, dtype=dtype)
+        W = jnp.concatenate([self.G, eye, -eye, self.E, -self.E])  # shared by a batch
         kind = (r >= m).astype(jnp.int32) + (r >= m + n) + (r >= m + 2 * n) + (r >= m + 2 * n + q)
         j = jnp.clip(r - m - n * (kind == 2), 0, n - 1)  # variable of a bound row
-        unit = (jnp.arange(n) == j).astype(dtype)
-        w = jnp.where(kind == 1, unit, -unit)
-        hr = jnp.where(kind == 1, self.u[j], -self.l[j])
-        if m:
-            k = jnp.clip(r, 0, m - 1)
-            w = jnp.where(kind == 0, self.G[k], w)
-            hr = jnp.where(kind == 0, self.g[k], hr)
-        if q:
-            k = jnp.clip(r - m - 2 * n - q * (kind == 4), 0, q - 1)
-            sign = jnp.where(kind == 3, 1.0, -1.0).astype(dtype)
-            w = jnp.where(kind >= 3, sign * self.E[k], w)
-            hr = jnp.where(kind >= 3, sign * self.e[k], hr)
-        fixed = self.l[j] == self.u[j]
-        free = (kind >= 3) | (((kind == 1) | (kind == 2)) & fixed)
-        partner = jnp.select(
-            [kind == 1, kind == 2, kind == 3, kind == 4], [r + n, r - n, r + q, r - q], r
-        )
-        return w, hr, free, partner
+        k = jnp.clip(r - m - 2 * n - q * (kind == 4), 0, max(q - 1, 0))  # equality of an equality row
+        h_parts = [
+            self.g[jnp.clip(r, 0, m - 1)] if m else jnp.zeros((), dtype),
+            self.u[j],
+            -self.l[j],
+            self.e[k] if q else jnp.zeros((), dtype),
+            -self.e[k] if q else jnp.zeros((), dtype),
+        ]
+        hr = jnp.select([kind == t for t in range(5)], h_parts)
+        free = (kind >= 3) | (((kind == 1) | (kind == 2)) & (self.l[j] == self.u[j]))
+        partner = jnp.select([kind == 1, kind == 2, kind == 3, kind == 4], [r + n, r - n, r + q, r - q], r)
+        return W[r], hr, free, partner
 
     def basis_rows(self, basis):
         """(B (n, n), h_B (n,), free (n,) bool) of the rows in ``basis``."""
@@ -334,7 +331,12 @@ def _is_concrete(*xs) -> bool:
 
 
 def _as_bounds(bounds, n, dtype):
-    """scipy's ``bounds`` -> (l, u) arrays with -inf/+inf for None."""
+    """scipy's ``bounds`` -> (l, u) arrays with -inf/+inf for None.
+
+    Accepted: None (all free); one ``(min, max)`` pair of scalars/None for all
+    variables; a pair of arrays ``(l, u)`` of shape (n,) (an extension: vmappable);
+    an (n, 2) array; a sequence of n ``(min, max)`` pairs.
+    """
     if bounds is None:
         bounds = (None, None)
 
@@ -343,18 +345,21 @@ def _as_bounds(bounds, n, dtype):
             return jnp.full((n,), default, dtype)
         return jnp.broadcast_to(jnp.asarray(v, dtype), (n,))
 
-    if isinstance(bounds, tuple) and len(bounds) == 2 and not (
-        isinstance(bounds[0], (tuple, list)) or (hasattr(bounds[0], "ndim") and np.ndim(bounds[0]) > 0 and len(bounds) == n)
-    ):
-        lo, hi = bounds
-        return conv(lo, -jnp.inf), conv(hi, jnp.inf)
-    if hasattr(bounds, "shape") and np.ndim(bounds) == 2:
+    one_pair = isinstance(bounds, tuple) and len(bounds) == 2 and all(
+        v is None or isinstance(v, (jax.Array, np.ndarray)) or np.ndim(v) == 0 for v in bounds
+    )
+    if one_pair:
+        for v in bounds:
+            if v is not None and np.ndim(v) > 0 and tuple(np.shape(v)) != (n,):
+                raise ValueError(f"linprog: bounds arrays must have shape ({n},), got {np.shape(v)}")
+        return conv(bounds[0], -jnp.inf), conv(bounds[1], jnp.inf)
+    if isinstance(bounds, (jax.Array, np.ndarray)):
         if tuple(bounds.shape) != (n, 2):
             raise ValueError(f"linprog: bounds has shape {tuple(bounds.shape)}, expected ({n}, 2)")
         return jnp.asarray(bounds[:, 0], dtype), jnp.asarray(bounds[:, 1], dtype)
     bounds = list(bounds)
-    if len(bounds) != n:
-        raise ValueError(f"linprog: bounds has {len(bounds)} pairs for {n} variables")
+    if len(bounds) != n or any(len(p) != 2 for p in bounds):
+        raise ValueError(f"linprog: bounds must be one (min, max) pair or {n} pairs, got {bounds!r}")
     lo = jnp.asarray([-np.inf if p[0] is None else p[0] for p in bounds], dtype)
     hi = jnp.asarray([np.inf if p[1] is None else p[1] for p in bounds], dtype)
     return lo, hi
@@ -422,13 +427,20 @@ def linprog(
                 raise ValueError(f"linprog: {name} contains NaN or inf")
         if bool(jnp.any(jnp.isnan(lo)) | jnp.any(jnp.isnan(hi))):
             raise ValueError("linprog: bounds contain NaN")
-    tol = _tolerances(dtype)
     if big is None:
         big = 1e7 if dtype == jnp.float64 else 1e4
-    m_ub, m_eq = A_ub.shape[0], A_eq.shape[0]
     if maxiter is None:
-        maxiter = 50 * (m_ub + 2 * m_eq + 2 * n) + 100
+        maxiter = 50 * (A_ub.shape[0] + 2 * A_eq.shape[0] + 2 * n) + 100
+    return _linprog(c, A_ub, b_ub, A_eq, b_eq, lo, hi, jnp.int32(maxiter), jnp.asarray(big, dtype))
 
+
+@jax.jit
+def _linprog(c, A_ub, b_ub, A_eq, b_eq, lo, hi, maxiter, big) -> LPResult:
+    """:func:`linprog` after argument checks (jitted once per shape and dtype)."""
+    dtype = c.dtype
+    n = c.shape[0]
+    m_ub, m_eq = A_ub.shape[0], A_eq.shape[0]
+    tol = _tolerances(dtype)
     finite = lambda v: jnp.all(jnp.isfinite(v))
     bad_input = ~(finite(c) & finite(A_ub) & finite(b_ub) & finite(A_eq) & finite(b_eq))
     bad_input = bad_input | jnp.any(jnp.isnan(lo)) | jnp.any(jnp.isnan(hi))
@@ -588,6 +600,13 @@ def allocation_lps(A, b, prefix, i, *, maxiter: int | None = None) -> Allocation
     _check_allocation_inputs(A, b, prefix, i)
     m, n = A.shape
     maxiter = _default_maxiter(m, n) if maxiter is None else maxiter
+    return _allocation_lps(A, b, prefix, jnp.asarray(i, jnp.int32), jnp.int32(maxiter))
+
+
+@jax.jit
+def _allocation_lps(A, b, prefix, i, maxiter) -> AllocationLPs:
+    dtype = A.dtype
+    m, n = A.shape
     tol = _tolerances(dtype)
     G, g, E, e, bad = _allocation_problem(A, b, dtype)
     bad = bad | ~jnp.all(jnp.isfinite(jnp.where(jnp.arange(n) < i, prefix, 0.0)))
@@ -662,6 +681,7 @@ def _reference_bases(G, g, E, e, prefix_ref, i, maxiter, tol):
     return (st.basis[0], inv(st.basis[0])), (st.basis[1], inv(st.basis[1]))
 
 
+@partial(jax.jit, static_argnames=("slots", "warm_start"))
 def _batch_lps(A, b, prefixes, entity, *, maxiter, slots, warm_start: int):
     """Solve min/max a_{entity[k]} for every row k of ``prefixes`` through one queue.
 
@@ -673,7 +693,6 @@ def _batch_lps(A, b, prefixes, entity, *, maxiter, slots, warm_start: int):
     A, b, prefixes = (jnp.asarray(v, dtype) for v in (A, b, prefixes))
     K, n = prefixes.shape
     m = A.shape[-2]
-    maxiter = _default_maxiter(m, n) if maxiter is None else maxiter
     tol = _tolerances(dtype)
     shared = A.ndim == 2
     G, g, E, e, bad = (jax.vmap(_allocation_problem, (0, 0, None)) if not shared else _allocation_problem)(A, b, dtype)
@@ -715,21 +734,22 @@ def _batch_lps(A, b, prefixes, entity, *, maxiter, slots, warm_start: int):
         (bmin, Bimin), (bmax, Bimax) = jax.tree.map(lambda a: a[nearest, i], refs)
         return _start(make_rows(d), c, jnp.where(minimise, bmin, bmax), jnp.where(minimise, Bimin, Bimax), maxiter)
 
-    st = _solve_queue(make_rows, load, start, 2 * K, 2048 if slots is None else slots, maxiter, tol)
+    st = _solve_queue(make_rows, load, start, 2 * K, slots, maxiter, tol)
     st_min = jax.tree.map(lambda a: a[0::2], st)
     st_max = jax.tree.map(lambda a: a[1::2], st)
     return _interval(st_min, st_max, entity, bad)
 
 
-def batch_allocation_lps(A, b, prefixes, i, *, maxiter=None, slots=None, warm_start: int = 4) -> AllocationLPs:
+def batch_allocation_lps(A, b, prefixes, i, *, maxiter=None, slots=2048, warm_start: int = 4) -> AllocationLPs:
     """:func:`allocation_lps` for a batch of prefixes (B, n) at one entity ``i``."""
     prefixes = jnp.asarray(prefixes)
     _check_allocation_inputs(jnp.asarray(A), jnp.asarray(b), prefixes, i, batched=True)
     entity = jnp.broadcast_to(jnp.asarray(i, jnp.int32), prefixes.shape[:1])
-    return _batch_lps(A, b, prefixes, entity, maxiter=maxiter, slots=slots, warm_start=warm_start)
+    maxiter = _default_maxiter(*jnp.shape(A)[-2:]) if maxiter is None else maxiter
+    return _batch_lps(A, b, prefixes, entity, maxiter=jnp.int32(maxiter), slots=slots, warm_start=warm_start)
 
 
-def batch_allocation_bounds(A, b, prefixes, i, *, maxiter=None, slots=None, warm_start: int = 4):
+def batch_allocation_bounds(A, b, prefixes, i, *, maxiter=None, slots=2048, warm_start: int = 4):
     """:func:`allocation_bounds` for a batch of prefixes, solved through a work queue.
 
     Args:
@@ -746,7 +766,7 @@ def batch_allocation_bounds(A, b, prefixes, i, *, maxiter=None, slots=None, warm
     return r.a_min, r.a_max, (r.status_min == 0) & (r.status_max == 0)
 
 
-def batch_allocation_bounds_chain(A, b, actions, *, maxiter=None, slots=None, warm_start: int = 4):
+def batch_allocation_bounds_chain(A, b, actions, *, maxiter=None, slots=2048, warm_start: int = 4):
     """:func:`allocation_bounds_chain` for a batch of allocations (B, n).
 
     All ``2 B (n-1)`` LPs go through one work queue.  Returns
@@ -760,7 +780,8 @@ def batch_allocation_bounds_chain(A, b, actions, *, maxiter=None, slots=None, wa
     prefixes = jnp.repeat(actions, n - 1, axis=0)
     if A.ndim == 3:
         A, b = jnp.repeat(A, n - 1, axis=0), jnp.repeat(jnp.asarray(b), n - 1, axis=0)
-    r = _batch_lps(A, b, prefixes, entity, maxiter=maxiter, slots=slots, warm_start=warm_start)
+    maxiter = _default_maxiter(*A.shape[-2:]) if maxiter is None else maxiter
+    r = _batch_lps(A, b, prefixes, entity, maxiter=jnp.int32(maxiter), slots=slots, warm_start=warm_start)
     shape = lambda v: v.reshape(Bsz, n - 1)
     return shape(r.a_min), shape(r.a_max), shape((r.status_min == 0) & (r.status_max == 0))
 
@@ -790,9 +811,15 @@ def batch_support(A, b, C, *, maxiter=None, slots=2048):
     """
     dtype = _dtype_of(A, b, C)
     A, b, C = (jnp.asarray(v, dtype) for v in (A, b, C))
+    maxiter = _default_maxiter(*A.shape) if maxiter is None else maxiter
+    return _batch_support(A, b, C, jnp.int32(maxiter), slots)
+
+
+@partial(jax.jit, static_argnums=4)
+def _batch_support(A, b, C, maxiter, slots):
+    dtype = A.dtype
     m, n = A.shape
     K = C.shape[0]
-    maxiter = _default_maxiter(m, n) if maxiter is None else maxiter
     tol = _tolerances(dtype)
     G, g, E, e, bad = _allocation_problem(A, b, dtype)
     rows = _allocation_rows(G, g, E, e, jnp.zeros(n, dtype), 0)

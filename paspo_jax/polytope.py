@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -121,7 +122,7 @@ class Polytope:
         if self.fast_path not in ("auto", True, False):
             raise ValueError(f"Polytope {self.name!r}: fast_path must be 'auto', True or False, got {self.fast_path!r}")
         if self.fast_path:
-            fast = _build_projections(A, b, self.max_fast_rows)
+            fast = _build_projections(A, b, self.max_fast_rows, self.vertices())
             if fast is None and self.fast_path is True:
                 raise ValueError(
                     f"Polytope {self.name!r}: a projection has more than max_fast_rows={self.max_fast_rows} facets"
@@ -153,12 +154,24 @@ class Polytope:
         rhs = np.concatenate([self.b, np.ones(n), np.zeros(n)])
         proj = rows - rows.mean(axis=1, keepdims=True)
         scale = np.linalg.norm(proj, axis=1)
-        A_ub = np.concatenate([rows, scale[:, None]], axis=1)
-        c = np.zeros(n + 1)
-        c[-1] = -1.0
-        A_eq = np.concatenate([np.ones((1, n)), np.zeros((1, 1))], axis=1)
+        # Variables (a, r, padding fixed at 0) and rows padded to size classes, so
+        # that polytopes of similar size share one compiled LP.
+        nv = max(16, 1 << n.bit_length())
+        mr = max(64, 1 << (len(rows) - 1).bit_length())
+        A_ub = np.zeros((mr, nv))
+        A_ub[: len(rows), :n] = rows
+        A_ub[: len(rows), n] = scale
+        b_ub = np.ones(mr)
+        b_ub[: len(rows)] = rhs
+        c = np.zeros(nv)
+        c[n] = -1.0
+        A_eq = np.zeros((1, nv))
+        A_eq[0, :n] = 1.0
+        lo = np.zeros(nv)
+        hi = np.zeros(nv)
+        hi[:n], hi[n] = 1.0, np.inf
         with jax.enable_x64(True):
-            res = lp.linprog(c, A_ub, rhs, A_eq, np.ones(1), bounds=[(0, 1)] * n + [(0, None)])
+            res = lp.linprog(c, A_ub, b_ub, A_eq, np.ones(1), bounds=(lo, hi))
             status, x = int(res.status), np.asarray(res.x)
         if status == 2:
             raise ValueError(
@@ -167,6 +180,12 @@ class Polytope:
         if status != 0:
             raise ValueError(f"Polytope {self.name!r}: Chebyshev-centre LP failed ({lp.STATUS_MESSAGES.get(status)})")
         return x[:n], float(x[n])
+
+    def vertices(self) -> np.ndarray:
+        """(N, n) all vertices of P (double description; computed once, cached)."""
+        if "_vertices" not in self.__dict__:
+            object.__setattr__(self, "_vertices", vertices(self.A, self.b)[0])
+        return self._vertices
 
     def check_nonempty(self) -> None:
         """Raise ValueError naming the polytope if it is empty (done at construction)."""
@@ -229,8 +248,8 @@ class Polytope:
             jit missing rows are NaN.
           ``"hit_and_run"``: ``chains`` independent chains (default ``num``) from
             ``x0`` (default: the Chebyshev centre), each ``burn_in`` steps (default
-            ``50 n^2``) then ``num / chains`` samples ``thin`` steps apart (default
-            ``5 n``).  Each step picks a direction uniformly in ``{sum = 0}`` and a
+            ``20 n^2``) then ``num / chains`` samples ``thin`` steps apart (default
+            ``4 n``).  Each step picks a direction uniformly in ``{sum = 0}`` and a
             point uniformly on the chord through P; stationary law: uniform on P.
         """
         if method == "rejection":
@@ -310,32 +329,49 @@ def vertices(A, b, tol=1e-9, seed=0):
     # Normals projected on {sum = 0} (the hyperplane the polytope lives in).
     normals = np.concatenate([-np.eye(n), W]) @ (np.eye(n) - 1.0 / n)
     outer = np.einsum("ri,rj->rij", normals, normals).reshape(n + m, n * n)
+    order = np.random.default_rng(seed).permutation(m)
+    # Tight sets as a 0/1 float32 matrix over the constraints in processing order
+    # (the simplex's a_j >= 0 first), so that counting the common tight
+    # constraints of all (kept, removed) pairs is one matrix product.
+    outer = outer[np.concatenate([np.arange(n), n + order])]
     V = np.eye(n)
-    T = np.zeros((n, n + m), bool)
-    T[:, :n] = ~np.eye(n, dtype=bool)
-    for r in np.random.default_rng(seed).permutation(m):
+    T = np.zeros((n, n + m), np.float32)
+    T[:, :n] = 1.0 - np.eye(n, dtype=np.float32)
+    for t, r in enumerate(order):
+        cols = n + t + 1
         s = V @ W[r] - h[r]
         out, inside = s > tol, s < -tol
-        T[:, n + r] = ~(out | inside)
+        T[:, cols - 1] = ~(out | inside)
         if not out.any():
             continue
         I, O = np.nonzero(inside)[0], np.nonzero(out)[0]
-        Tf = T.astype(np.float32)
-        ii, oo = np.nonzero(Tf[I] @ Tf[O].T >= d - 1.5)
+        Tc = T[:, :cols]
+        TIO = Tc[O]
+        common = Tc[I] @ TIO.T
+        ii, oo = np.nonzero(common >= d - 1.5)
         pi, po = I[ii], O[oo]
-        Z = T[pi] & T[po]
+        Z = Tc[pi] * TIO[oo]
         if len(pi):
-            gram = (Z.astype(np.float64) @ outer).reshape(-1, n, n)
+            gram = (Z.astype(np.float64) @ outer[:cols]).reshape(-1, n, n)
             edge = _rank(gram, 1e-9) == d - 1
             pi, po, Z = pi[edge], po[edge], Z[edge]
         si, so = s[pi, None], s[po, None]
         new = (so * V[pi] - si * V[po]) / (so - si)
-        Z[:, n + r] = True
-        V = np.concatenate([V[~out], new])
-        T = np.concatenate([T[~out], Z])
+        keep = ~out
+        V = np.concatenate([V[keep], new])
+        Tn = np.zeros((len(V), n + m), np.float32)
+        nk = int(keep.sum())
+        Tn[:nk, :cols] = Tc[keep]
+        Tn[nk:, :cols] = Z
+        Tn[nk:, cols - 1] = 1.0
+        T = Tn
         if len(V) == 0:
             break
-    return V, T
+    # Back to the documented column order: a_j >= 0, then A's rows.
+    tight = np.zeros((len(V), n + m), bool)
+    tight[:, :n] = T[:, :n] > 0
+    tight[:, n + order] = T[:, n:] > 0
+    return V, tight
 
 
 def _facets(G, g, Y, tol=1e-9):
@@ -367,7 +403,7 @@ def _dedupe(G, g):
     return G[idx], g[idx]
 
 
-def _build_projections(A, b, max_rows):
+def _build_projections(A, b, max_rows, V):
     """Facets of the projections P_{n-1}, ..., P_1 of P (Fourier-Motzkin + vertices).
 
     P_{n-1} comes from substituting a_{n-1} = 1 - sum(a_<n-1); then a_{n-2}, ..., a_1
@@ -375,11 +411,10 @@ def _build_projections(A, b, max_rows):
     row with a positive and one with a negative coefficient of the eliminated
     variable (Fourier-Motzkin).  After each step only facets are kept: a row is a
     facet of P_k iff the projected vertices of P on it span a hyperplane
-    (:func:`_facets`; the vertices come from :func:`vertices`).  Returns None if
-    some step would exceed ``max_rows`` rows.
+    (:func:`_facets`; V (N, n) are P's vertices from :func:`vertices`).  Returns
+    None if some step would exceed ``max_rows`` rows.
     """
     m, n = A.shape
-    V, _ = vertices(A, b)
     # P_{n-1} over a_0..a_{n-2}: A's rows with a_{n-1} substituted, the box, and
     # a_{n-1} >= 0 <=> sum(a_<n-1) <= 1 (a_{n-1} <= 1 follows from a >= 0).
     k = n - 1
@@ -440,25 +475,9 @@ def _build_projections(A, b, max_rows):
 
 
 def _rejection(poly: Polytope, key, num, batch=None, max_rounds=1000):
-    n = poly.n
     batch = int(batch or max(1024, 4 * num))
-    A = jnp.asarray(poly.A)
-    b = jnp.asarray(poly.b)
-
-    def body(carry):
-        key, out, count, rounds = carry
-        key, sub = jax.random.split(key)
-        prop = jax.random.dirichlet(sub, jnp.ones(n, out.dtype), (batch,))
-        ok = jnp.all(prop @ A.T.astype(out.dtype) <= b.astype(out.dtype), axis=1) if poly.m else jnp.ones(batch, bool)
-        slot = count + jnp.cumsum(ok) - 1
-        slot = jnp.where(ok & (slot < num), slot, num)
-        out = out.at[slot].set(prop, mode="drop")
-        return key, out, jnp.minimum(count + jnp.sum(ok), num), rounds + 1
-
     dtype = jnp.result_type(float)
-    out0 = jnp.full((num, n), jnp.nan, dtype)
-    carry = (key, out0, jnp.int32(0), jnp.int32(0))
-    _, out, count, _ = jax.lax.while_loop(lambda c: (c[2] < num) & (c[3] < max_rounds), body, carry)
+    out, count = _rejection_jit(key, jnp.asarray(poly.A, dtype), jnp.asarray(poly.b, dtype), int(num), batch, int(max_rounds))
     if not isinstance(count, jax.core.Tracer) and int(count) < num:
         raise ValueError(
             f"Polytope {poly.name!r}: rejection sampling accepted only {int(count)} of {num} points in "
@@ -467,42 +486,69 @@ def _rejection(poly: Polytope, key, num, batch=None, max_rounds=1000):
     return out
 
 
+@partial(jax.jit, static_argnums=(3, 4, 5))
+def _rejection_jit(key, A, b, num, batch, max_rounds):
+    """Dirichlet(1) proposals (uniform on the simplex) kept when A a <= b."""
+    n = A.shape[1]
+
+    def body(carry):
+        key, out, count, rounds = carry
+        key, sub = jax.random.split(key)
+        # Dirichlet(1), i.e. uniform on the simplex: normalised Exp(1) draws.
+        e = jax.random.exponential(sub, (batch, n), A.dtype)
+        prop = e / jnp.sum(e, axis=1, keepdims=True)
+        ok = jnp.all(prop @ A.T <= b, axis=1)
+        slot = count + jnp.cumsum(ok, dtype=jnp.int32) - 1
+        slot = jnp.where(ok & (slot < num), slot, num)
+        out = out.at[slot].set(prop, mode="drop")
+        return key, out, jnp.minimum(count + jnp.sum(ok, dtype=jnp.int32), num), rounds + 1
+
+    carry = (key, jnp.full((num, n), jnp.nan, A.dtype), jnp.int32(0), jnp.int32(0))
+    _, out, count, _ = jax.lax.while_loop(lambda c: (c[2] < num) & (c[3] < max_rounds), body, carry)
+    return out, count
+
+
 def _hit_and_run(poly: Polytope, key, num, chains=None, burn_in=None, thin=None, x0=None):
     n = poly.n
     chains = int(chains or num)
     per_chain = math.ceil(num / chains)
-    burn_in = int(burn_in if burn_in is not None else 50 * n * n)
-    thin = int(thin or 5 * n)
+    burn_in = int(burn_in if burn_in is not None else 20 * n * n)
+    thin = int(thin or 4 * n)
     dtype = jnp.result_type(float)
     # Rows W a <= h including the box; directions live in {sum = 0}.
     W = jnp.asarray(np.concatenate([poly.A, np.eye(n), -np.eye(n)]), dtype)
     h = jnp.asarray(np.concatenate([poly.b, np.ones(n), np.zeros(n)]), dtype)
-    x_init = jnp.asarray(poly._center if x0 is None else x0, dtype)
-
-    def step(x, key):
-        z = jax.random.normal(key, (n,), dtype)
-        d = z - jnp.mean(z)
-        d = d / jnp.linalg.norm(d)
-        slack = h - W @ x  # >= 0 inside
-        rate = W @ d
-        t_hi = jnp.min(jnp.where(rate > 1e-300, slack / rate, jnp.inf))
-        t_lo = jnp.max(jnp.where(rate < -1e-300, slack / rate, -jnp.inf))
-        # Slack can be -1e-17 from rounding; clamp so that t stays on the chord.
-        t_hi, t_lo = jnp.maximum(t_hi, 0.0), jnp.minimum(t_lo, 0.0)
-        t = t_lo + (t_hi - t_lo) * jax.random.uniform(jax.random.fold_in(key, 1), (), dtype)
-        x = x + t * d
-        return x + (1.0 - jnp.sum(x)) / n, None
-
-    def chain(key):
-        kb, ks = jax.random.split(key)
-        x, _ = jax.lax.scan(step, x_init, jax.random.split(kb, burn_in))
-
-        def emit(x, key):
-            x, _ = jax.lax.scan(step, x, jax.random.split(key, thin))
-            return x, x
-
-        _, xs = jax.lax.scan(emit, x, jax.random.split(ks, per_chain))
-        return xs
-
-    xs = jax.vmap(chain)(jax.random.split(key, chains))
+    x_init = jnp.broadcast_to(jnp.asarray(poly._center if x0 is None else x0, dtype), (chains, n))
+    xs = _hit_and_run_jit(key, W, h, x_init, per_chain, burn_in, thin)
     return xs.reshape(chains * per_chain, n)[:num]
+
+
+@partial(jax.jit, static_argnums=(4, 5, 6))
+def _hit_and_run_jit(key, W, h, x, per_chain, burn_in, thin):
+    """Hit-and-run (Smith 1984) for all chains at once; x: (chains, n) inside P."""
+    chains, n = x.shape
+
+    def step(k, carry):
+        x, key = carry
+        key, kd, kt = jax.random.split(key, 3)
+        z = jax.random.normal(kd, (chains, n), x.dtype)
+        d = z - jnp.mean(z, axis=1, keepdims=True)
+        d = d / jnp.linalg.norm(d, axis=1, keepdims=True)
+        slack = h - x @ W.T  # >= 0 inside (up to rounding)
+        rate = d @ W.T
+        t_hi = jnp.min(jnp.where(rate > 0, slack / rate, jnp.inf), axis=1)
+        t_lo = jnp.max(jnp.where(rate < 0, slack / rate, -jnp.inf), axis=1)
+        # Rounding can make slack -1e-17; clamp so that t stays on the chord.
+        t_hi, t_lo = jnp.maximum(t_hi, 0.0), jnp.minimum(t_lo, 0.0)
+        t = t_lo + (t_hi - t_lo) * jax.random.uniform(kt, (chains,), x.dtype)
+        x = x + t[:, None] * d
+        return x + (1.0 - jnp.sum(x, axis=1, keepdims=True)) / n, key
+
+    x, key = jax.lax.fori_loop(0, burn_in, step, (x, key))
+
+    def emit(carry, _):
+        carry = jax.lax.fori_loop(0, thin, step, carry)
+        return carry, carry[0]
+
+    _, xs = jax.lax.scan(emit, (x, key), None, length=per_chain)
+    return jnp.swapaxes(xs, 0, 1)  # (chains, per_chain, n)
