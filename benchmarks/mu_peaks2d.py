@@ -8,7 +8,8 @@ states each generator proposes m = 8 candidates and a search with noisy rewards 
 
 * UCB over the 8 candidates;
 * KR-UCB from the 8 candidates (Gaussian kernel width 0.05, C = 1, widening threshold 0.9,
-  progressive widening to ``ceil(sqrt(t))`` actions).
+  progressive widening to ``ceil(sqrt(t))`` actions), recommending the most pulled action
+  (default) or the action of largest kernel-weighted visits W.
 
 Regret = ``max_a Q(s, a) - Q(s, recommended action)`` (``max_a`` by a 201^2 grid plus a local
 refinement). Uniformly random candidates are the reference. Also writes the coverage,
@@ -84,9 +85,12 @@ def main(argv=None) -> int:
         for nz in noises:
             ev = [trainer.evaluate_jit(seed_params(states, i), jax.random.PRNGKey(100 + i), test_states, kr_ucb=True, noise_std=nz)
                   for i in range(args.seeds)]
-            regret = lambda key: np.asarray([opt.mean() - np.asarray(e[key]).mean() for e in ev])
+            ev_kw = [trainer.evaluate_jit(seed_params(states, i), jax.random.PRNGKey(100 + i), test_states, kr_ucb=True,
+                                          noise_std=nz, kr_recommend="kernel_visits") for i in range(args.seeds)]
+            regret = lambda key, evs=ev: np.asarray([opt.mean() - np.asarray(e[key]).mean() for e in evs])
             widened = np.asarray([np.mean(np.asarray(e["kr_index"]) >= args.candidates) for e in ev])
-            rows.append((o, nz, regret("best"), regret("ucb_value"), regret("kr_value"), widened, curve["seconds"]))
+            rows.append((o, nz, regret("best"), regret("ucb_value"), regret("kr_value"), regret("kr_value", ev_kw),
+                         widened, curve["seconds"]))
         cov[o] = np.asarray(ev[0]["actions"])
         order[o] = (np.concatenate([np.asarray(e["best_index"]) for e in ev]), np.concatenate([np.asarray(e["ucb_index"]) for e in ev]))
 
@@ -98,23 +102,24 @@ def main(argv=None) -> int:
         p = params.replace(noise_std=nz)
         u = ucb_search(k1, lambda kk, i: env.noisy_reward(kk, s, acts[i], p), args.candidates, args.budget)
         r = kr_ucb_search(k2, lambda kk, a: env.noisy_reward(kk, s, a, p), acts, args.budget)
+        rw = kr_ucb_search(k2, lambda kk, a: env.noisy_reward(kk, s, a, p), acts, args.budget, recommend="kernel_visits")
         q = lambda a: env.expected_reward(s, a, params)
-        return jax.vmap(q)(acts).max(), q(acts[u.choice]), q(r.choice)
+        return jax.vmap(q)(acts).max(), q(acts[u.choice]), q(r.choice), q(rw.choice)
 
     search_rand = jax.jit(jax.vmap(searches, in_axes=(0, 0, 0, None)))
     keys = jax.random.split(jax.random.PRNGKey(6), args.test_states)
 
     print(f"\nmean optimum max_a Q(s, a) over {args.test_states} test states: {opt.mean():.4f}")
     print(f"\n| generator | search noise | regret of best candidate | regret after UCB | regret after KR-UCB | "
-          f"KR-UCB picks a widened action | train time |")
-    print("|---|---|---|---|---|---|---|")
+          f"KR-UCB, max-W recommendation | KR-UCB picks a widened action | train time |")
+    print("|---|---|---|---|---|---|---|---|")
     for nz in noises:
-        rb, ru, rk = search_rand(keys, test_states, rand, nz)
+        rb, ru, rk, rw = search_rand(keys, test_states, rand, nz)
         print(f"| random candidates | {nz} | {opt.mean() - float(rb.mean()):.4f} | {opt.mean() - float(ru.mean()):.4f} | "
-              f"{opt.mean() - float(rk.mean()):.4f} | | |")
-        for o, nz_o, b, u, k, w, sec in rows:
+              f"{opt.mean() - float(rk.mean()):.4f} | {opt.mean() - float(rw.mean()):.4f} | | |")
+        for o, nz_o, b, u, k, kw, w, sec in rows:
             if nz_o == nz:
-                print(f"| {o} | {nz} | {mean_std(b)} | {mean_std(u)} | {mean_std(k)} | {w.mean():.2f} | {sec:.0f}s |")
+                print(f"| {o} | {nz} | {mean_std(b)} | {mean_std(u)} | {mean_std(k)} | {mean_std(kw)} | {w.mean():.2f} | {sec:.0f}s |")
 
     print(f"\nregret of the best candidate over training (mean over {args.seeds} seeds):")
     idx = np.linspace(0, len(curves[objectives[0]]["update"]) - 1, 6).round().astype(int)

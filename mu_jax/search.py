@@ -21,10 +21,12 @@ through a Gaussian kernel ``K(a, b) = exp(-|a - b|^2 / (2 h^2))`` (width ``h`` =
 with ``n_b`` pulls and ``S_b`` summed rewards of action b. The search starts from the m
 generated candidates (each pulled once, in order). Progressive widening: while the number
 of actions is below ``ceil(k (t+1)^alpha)`` (k = 1, alpha = 1/2) a new action is added next
-to the current best ``a* = argmax v``: among ``n_proposals`` points drawn uniformly in the
-neighbourhood ``{a : K(a*, a) > tau}`` (``tau`` = 0.9, a disc of radius
+to the action ``a*`` the KR-UCB index selects: among ``n_proposals`` points drawn uniformly
+in the neighbourhood ``{a : K(a*, a) > tau}`` (``tau`` = 0.9, a disc of radius
 ``h sqrt(2 ln(1/tau))``, clipped to the action box) the one of least ``W`` (the least
-explored) is added and pulled. The recommendation is the action of largest ``W``.
+explored) is added and pulled. The recommendation (``recommend``) is the most pulled action
+(``"visits"``, default; ties to the larger ``v``) or the action of largest kernel-weighted
+visits ``W`` (``"kernel_visits"``), which favours clusters of nearby candidates.
 """
 
 from __future__ import annotations
@@ -103,11 +105,14 @@ def kr_ucb_search(
     n_proposals: int = 16,
     low: float = 0.0,
     high: float = 1.0,
+    recommend: str = "visits",
 ) -> KRUCBResult:
     """KR-UCB from the candidates ``actions [m, d]`` for ``budget`` pulls (module docstring)."""
     m, d = actions.shape
     if budget < m:
         raise ValueError(f"KR-UCB budget {budget} is smaller than the number of candidates {m}")
+    if recommend not in ("visits", "kernel_visits"):
+        raise ValueError(f"recommend must be 'visits' or 'kernel_visits', got {recommend!r}")
     if not 0.0 < tau < 1.0:
         raise ValueError(f"widening threshold tau must lie in (0, 1), got {tau}")
     P = max_actions(m, budget, widen_k, widen_alpha)
@@ -128,8 +133,14 @@ def kr_ucb_search(
         unpulled = (n == 0) & (active > 0)
         widen = (n_act < jnp.minimum(P, jnp.ceil(widen_k * (t + 1.0) ** widen_alpha))) & ~unpulled.any()
 
-        # progressive widening: least-explored point next to the best action
-        best = pool[jnp.argmax(jnp.where(active > 0, v, -jnp.inf))]
+        # KR-UCB index over the active actions
+        total = jnp.maximum(jnp.sum(W * active), 1.0)
+        index = v + c * jnp.sqrt(jnp.log(total) / jnp.maximum(W, 1e-12))
+        index = jnp.where(active > 0, index, -jnp.inf)
+        chosen = jnp.where(unpulled.any(), jnp.argmax(unpulled), jnp.argmax(index))
+
+        # progressive widening: the least-explored point next to the selected action
+        centre = pool[chosen]
         kp = jax.random.fold_in(keys[t], 1)
         k1, k2 = jax.random.split(kp)
         rad = radius * jnp.sqrt(jax.random.uniform(k1, (n_proposals,)))
@@ -139,15 +150,9 @@ def kr_ucb_search(
             direction = jax.random.normal(k2, (n_proposals, d))
             direction = direction / jnp.linalg.norm(direction, axis=-1, keepdims=True)
             offs = rad[:, None] * direction  # uniform in the disc for d = 2
-        props = jnp.clip(best[None, :] + offs, low, high)
+        props = jnp.clip(centre[None, :] + offs, low, high)
         W_props = (kernel(props, pool, bandwidth) * active[None, :]) @ n
         new = props[jnp.argmin(W_props)]
-
-        # KR-UCB index over the active actions
-        total = jnp.maximum(jnp.sum(W * active), 1.0)
-        index = v + c * jnp.sqrt(jnp.log(total) / jnp.maximum(W, 1e-12))
-        index = jnp.where(active > 0, index, -jnp.inf)
-        chosen = jnp.where(unpulled.any(), jnp.argmax(unpulled), jnp.argmax(index))
 
         idx = jnp.where(widen, n_act, chosen)
         pool = jnp.where(widen, pool.at[n_act].set(new), pool)
@@ -158,6 +163,9 @@ def kr_ucb_search(
     init = (pool0, jnp.zeros(P, jnp.float32), jnp.zeros(P, jnp.float32), jnp.asarray(m, jnp.int32))
     (pool, n, s, n_act), _ = jax.lax.scan(pull, init, jnp.arange(budget))
     active = (jnp.arange(P) < n_act).astype(jnp.float32)
-    W, _ = stats(pool, n, s, active)
-    choice_index = jnp.argmax(jnp.where(active > 0, W, -jnp.inf))
+    W, v = stats(pool, n, s, active)
+    if recommend == "kernel_visits":
+        choice_index = jnp.argmax(jnp.where(active > 0, W, -jnp.inf))
+    else:
+        choice_index = jnp.argmax(jnp.where((active > 0) & (n == n.max()), v, -jnp.inf))
     return KRUCBResult(pool[choice_index], choice_index, pool, n, s, n_act)

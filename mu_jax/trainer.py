@@ -171,7 +171,14 @@ class MUTrainer:
         return self.env_params.replace(noise_std=self.config.search_noise_std)
 
     def evaluate(
-        self, params, key: jax.Array, states, budget: int | None = None, kr_ucb: bool = False, noise_std=None
+        self,
+        params,
+        key: jax.Array,
+        states,
+        budget: int | None = None,
+        kr_ucb: bool = False,
+        noise_std=None,
+        kr_recommend: str = "visits",
     ) -> dict:
         """Candidates and their values on ``states``, plus UCB (and KR-UCB) search results.
 
@@ -207,7 +214,9 @@ class MUTrainer:
                 raise ValueError("KR-UCB searches continuous actions; this domain is discrete")
 
             def kr_one(k, s, acts):
-                res = kr_ucb_search(k, lambda kk, a: self.env.noisy_reward(kk, s, a, sp), acts, budget)
+                res = kr_ucb_search(
+                    k, lambda kk, a: self.env.noisy_reward(kk, s, a, sp), acts, budget, recommend=kr_recommend
+                )
                 return self.env.expected_reward(s, res.choice, self.env_params), res.choice_index
 
             kv, ki = jax.vmap(kr_one)(jax.random.split(k_kr, B), states, actions)
@@ -220,8 +229,8 @@ class MUTrainer:
 
     @functools.cached_property
     def evaluate_jit(self):
-        """``jax.jit(evaluate)`` (budget and kr_ucb static), compiled once per trainer."""
-        return jax.jit(self.evaluate, static_argnames=("budget", "kr_ucb"))
+        """``jax.jit(evaluate)`` (budget, kr_ucb, kr_recommend static), compiled once per trainer."""
+        return jax.jit(self.evaluate, static_argnames=("budget", "kr_ucb", "kr_recommend"))
 
     def finalize(self, states: TrainState, run_dir) -> None:
         """Write ``coverage.png`` and ``action_ordering.png`` (+ their numbers) into ``run_dir``."""

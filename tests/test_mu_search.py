@@ -75,10 +75,11 @@ def test_kr_ucb_without_widening_and_with_a_narrow_kernel_is_ucb1():
 
 
 def test_kr_ucb_kernel_and_recommendation_of_largest_kernel_weighted_visits():
-    """Gaussian kernel as in numpy; the recommendation maximises W(a) = sum_b K(a, b) n_b."""
+    """Gaussian kernel as in numpy; 'kernel_visits' recommends argmax W(a) = sum_b K(a, b) n_b,
+    the default the most pulled action."""
     actions = jnp.asarray([[0.2, 0.2], [0.23, 0.21], [0.8, 0.5]])
     reward = lambda key, a: -jnp.sum((a - 0.25) ** 2) + 0.05 * jax.random.normal(key)
-    res = kr_ucb_search(jax.random.PRNGKey(3), reward, actions, 50)
+    res = kr_ucb_search(jax.random.PRNGKey(3), reward, actions, 50, recommend="kernel_visits")
     P = int(res.n_actions)
     pool, n, s = np.asarray(res.actions)[:P], np.asarray(res.counts)[:P], np.asarray(res.sums)[:P]
     assert n.sum() == 50 and np.all(n >= 1)
@@ -86,10 +87,15 @@ def test_kr_ucb_kernel_and_recommendation_of_largest_kernel_weighted_visits():
     np.testing.assert_allclose(np.asarray(kernel(jnp.asarray(pool), jnp.asarray(pool), 0.05)), Kn, rtol=1e-5, atol=1e-12)
     W = Kn @ n
     assert int(res.choice_index) == int(np.argmax(W))
+    # default: the most pulled action (same key -> same pulls)
+    res2 = kr_ucb_search(jax.random.PRNGKey(3), reward, actions, 50)
+    np.testing.assert_array_equal(res2.counts, res.counts)
+    assert int(res2.choice_index) == int(np.argmax(np.asarray(res2.counts)))
 
 
 def test_kr_ucb_widens_next_to_the_best_action():
-    """Progressive widening adds ceil(sqrt(T)) - m actions, each within the tau-neighbourhood."""
+    """Progressive widening adds ceil(sqrt(T)) - m actions, each within the tau-neighbourhood
+    of an action already in the pool (the one the index selected)."""
     peak = jnp.asarray([0.5, 0.5])
     f = lambda a: jnp.exp(-jnp.sum((a - peak) ** 2) / (2 * 0.05**2))
     actions = jnp.asarray([[0.53, 0.5], [0.2, 0.8], [0.9, 0.1], [0.1, 0.1]])
@@ -99,7 +105,7 @@ def test_kr_ucb_widens_next_to_the_best_action():
     assert np.all(np.asarray(res.n_actions) == max_actions(4, budget))
     radius = 0.05 * math.sqrt(2 * math.log(1 / 0.9))
     new = np.asarray(res.actions)[:, 4:]
-    # every widened action lies within `radius` of an earlier action (the best at the time)
+    # every widened action lies within `radius` of an earlier action
     pool = np.asarray(res.actions)
     for b in range(pool.shape[0]):
         for i in range(4, pool.shape[1]):
