@@ -60,11 +60,11 @@ def highs_ms_per_action(env_id: str, num_actions: int, seed: int = 0) -> float:
     return 1e3 * (time.perf_counter() - start) / num_actions
 
 
-def ours_env_steps_per_s(env_id: str, num_envs: int, updates: int, debias_samples: int):
+def ours_env_steps_per_s(env_id: str, num_envs: int, updates: int, debias_samples: int, bounds: str = "auto"):
     num_steps = max(8, 512 // num_envs)
     ppo = default_ppo_config(num_envs=num_envs, num_steps=num_steps, total_timesteps=num_envs * num_steps * (updates + 1))
     t0 = time.perf_counter()
-    trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(debias_samples=debias_samples)})
+    trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(debias_samples=debias_samples, bounds=bounds)})
     trainer.policy.debias_offsets()
     t_build = time.perf_counter() - t0
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
@@ -90,18 +90,19 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="*", type=int, default=None, help="num_envs values")
     p.add_argument("--updates", type=int, default=None, help="timed updates per size")
     p.add_argument("--debias-samples", type=int, default=None, help="de-bias points (default 100000; quick 5000)")
+    p.add_argument("--bounds", default="auto", help="interval solver: auto (static fast path if built), lp, fast")
     args = p.parse_args(argv)
     sizes = args.sizes or ([1, 64, 1024] if args.quick else [1, 64, 1024, 4096])
     updates = args.updates or (1 if args.quick else 2)
     highs_actions = 5 if args.quick else 30
     debias_samples = args.debias_samples or (5000 if args.quick else 100_000)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; "
-          f"timed updates per size: {updates}; note: shared machine, other jobs were running")
+          f"timed updates per size: {updates}; interval bounds: {args.bounds}; note: shared machine, other jobs were running")
     rows = []
     for env_id in args.envs:
         ms = highs_ms_per_action(env_id, highs_actions)
         for n in sizes:
-            sps, t_compile, t_build, batch, viol = ours_env_steps_per_s(env_id, n, updates, debias_samples)
+            sps, t_compile, t_build, batch, viol = ours_env_steps_per_s(env_id, n, updates, debias_samples, args.bounds)
             rows.append((env_id, n, batch, sps, t_compile, t_build, viol, ms))
             print(f"  {env_id:20s} envs {n:5d}: {sps:10.0f} env-steps/s (batch {batch}, compile {t_compile:.0f} s, "
                   f"build+debias {t_build:.0f} s, violation rate {viol:.2g}); HiGHS {ms:.1f} ms/action", flush=True)

@@ -91,6 +91,9 @@ class Polytope:
         ``"auto"`` (default) builds it unless a projection exceeds ``max_fast_rows``
         facets (then bounds use the LP path); ``True`` requires it; ``False`` skips it.
       max_fast_rows: facet budget per projection for ``"auto"``.
+      max_vertices: vertex budget of the enumeration behind the fast path (the
+        vertex count of a polytope can grow exponentially with n: PASPO-synth-100
+        falls back to the LP path).
 
     Raises ``ValueError`` (naming the polytope) for wrong shapes, NaN/inf entries
     and an empty polytope.
@@ -101,6 +104,7 @@ class Polytope:
     name: str = "polytope"
     fast_path: object = "auto"
     max_fast_rows: int = 20000
+    max_vertices: int = 100000
 
     def __post_init__(self):
         A = np.asarray(self.A, dtype=np.float64)
@@ -122,11 +126,18 @@ class Polytope:
         if self.fast_path not in ("auto", True, False):
             raise ValueError(f"Polytope {self.name!r}: fast_path must be 'auto', True or False, got {self.fast_path!r}")
         if self.fast_path:
-            fast = _build_projections(A, b, self.max_fast_rows, self.vertices())
-            if fast is None and self.fast_path is True:
-                raise ValueError(
-                    f"Polytope {self.name!r}: a projection has more than max_fast_rows={self.max_fast_rows} facets"
-                )
+            why = None
+            if radius <= 1e-9:
+                why = "it has no interior (Chebyshev radius 0), so its projections are degenerate"
+            else:
+                try:
+                    fast = _build_projections(A, b, self.max_fast_rows, self.vertices(max_vertices=self.max_vertices))
+                except RuntimeError as e:  # budget exceeded (_TooLarge) or numerical trouble
+                    why = str(e)
+                if fast is None and why is None:
+                    why = f"a projection has more than max_fast_rows={self.max_fast_rows} facets"
+            if why is not None and self.fast_path is True:
+                raise ValueError(f"Polytope {self.name!r}: no static fast path: {why}")
         object.__setattr__(self, "fast", fast)
 
     # ------------------------------------------------------------------ basics
@@ -181,10 +192,11 @@ class Polytope:
             raise ValueError(f"Polytope {self.name!r}: Chebyshev-centre LP failed ({lp.STATUS_MESSAGES.get(status)})")
         return x[:n], float(x[n])
 
-    def vertices(self) -> np.ndarray:
+    def vertices(self, max_vertices: int | None = None) -> np.ndarray:
         """(N, n) all vertices of P (double description; computed once, cached)."""
         if "_vertices" not in self.__dict__:
-            object.__setattr__(self, "_vertices", vertices(self.A, self.b)[0])
+            budget = self.max_vertices if max_vertices is None else max_vertices
+            object.__setattr__(self, "_vertices", vertices(self.A, self.b, max_vertices=budget)[0])
         return self._vertices
 
     def check_nonempty(self) -> None:
@@ -309,7 +321,11 @@ def _rank(gram, rtol=1e-10):
     return np.sum(ev > rtol * np.maximum(ev[..., -1:], 1e-300), axis=-1)
 
 
-def vertices(A, b, tol=1e-9, seed=0):
+class _TooLarge(RuntimeError):
+    """The fast path would exceed its budget (vertices or facets)."""
+
+
+def vertices(A, b, tol=1e-9, seed=0, max_vertices: int = 100000):
     """All vertices of ``{A a <= b, a >= 0, sum(a) = 1}`` (double description).
 
     Starts from the simplex's vertices e_j and cuts with one row of A at a time
@@ -318,7 +334,9 @@ def vertices(A, b, tol=1e-9, seed=0):
     crosses.  Two vertices span an edge iff their common tight rows have rank
     d - 1 (d = n - 1, the dimension), tested on the rows' Gram matrix.  Rows are
     taken in a fixed random order.  Returns (V (N, n), tight (N, n + m) bool) with
-    the tight rows ``a_j >= 0`` first, then A's rows in their own order.
+    the tight rows ``a_j >= 0`` first, then A's rows in their own order.  Raises
+    ``RuntimeError`` when an intermediate polytope has more than ``max_vertices``
+    vertices (the count can grow exponentially with n).
     """
     A, b = np.asarray(A, np.float64), np.asarray(b, np.float64)
     m, n = A.shape
@@ -345,12 +363,16 @@ def vertices(A, b, tol=1e-9, seed=0):
         if not out.any():
             continue
         I, O = np.nonzero(inside)[0], np.nonzero(out)[0]
+        if len(V) > max_vertices or len(I) * len(O) > 50 * max_vertices:
+            raise _TooLarge(f"vertex enumeration passed max_vertices={max_vertices}")
         Tc = T[:, :cols]
         TIO = Tc[O]
         common = Tc[I] @ TIO.T
         ii, oo = np.nonzero(common >= d - 1.5)
         pi, po = I[ii], O[oo]
         Z = Tc[pi] * TIO[oo]
+        if len(pi) * n**3 > 1e9:  # the edge tests alone would take minutes
+            raise _TooLarge(f"vertex enumeration: {len(pi)} candidate edges in dimension {d}")
         if len(pi):
             gram = (Z.astype(np.float64) @ outer[:cols]).reshape(-1, n, n)
             edge = _rank(gram, 1e-9) == d - 1
