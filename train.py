@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_ALGO = "ppo"
+DEFAULT_ALGO = "paspo"
 
 
 class UsageError(Exception):
@@ -80,6 +80,13 @@ def _build_plain(module: str, name: str):
 
 
 ALGOS: dict[str, Algo] = {
+    "paspo": Algo(
+        configs={"ppo": "paspo_jax.algo:PaspoPPOConfig", "paspo": "paspo_jax.algo:PASPOConfig"},
+        build=_build_from("paspo_jax.algo:build"),
+        default_env="PASPO-synth-7",
+        summary="PASPO autoregressive Beta policy on a polytope, or its baselines (--method dirichlet|lagrangian|projection)",
+        data_parallel=True,
+    ),
     "ppo": Algo(
         configs={"ppo": "ppo_jax.config:PPOConfig", "policy": "ppo_jax.policy:MLPPolicyConfig"},
         build=build_ppo,

@@ -140,6 +140,11 @@ class AllocationEnv(environment.Environment):
     """
 
     num_entities: int
+    # Float64 rows that ``params.A, params.b`` were rounded from (set by the make functions).
+    # Polytope tools (``paspo_jax.policy.static_polytope``) use them when they still round to
+    # the params' rows: rounding a degenerate polytope such as synth7 (611 rows through few
+    # vertices) to float32 splits each vertex into many, which defeats vertex enumeration.
+    exact_constraints: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- constraints
     def constraints(self, state: Any, params: Any) -> tuple[jax.Array, jax.Array]:

@@ -237,6 +237,7 @@ def make_compute(
     )
     env = PaspoCompute()
     env._default_params = params
+    env.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
     return env, params
 
 

@@ -194,6 +194,7 @@ def make_portfolio(
     )
     env = PaspoPortfolio()
     env._default_params = params
+    env.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
     return env, params
 
 

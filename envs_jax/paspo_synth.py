@@ -241,6 +241,7 @@ def make_synth(
         max_steps_in_episode=int(max_steps_in_episode),
     )
     env._default_params = params
+    env.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
     return env, params
 
 

@@ -123,12 +123,21 @@ def has_static_constraints(env) -> bool:
 
 
 def static_polytope(env, env_params, fast_path="auto"):
-    """``paspo_jax.polytope.Polytope`` of a static env's constraints (rows as the env holds
-    them, float32 values in float64), with the static fast path when it can be built."""
+    """``paspo_jax.polytope.Polytope`` of a static env's constraints, with the static fast path
+    when it can be built. Rows: ``env.exact_constraints`` (float64) when the env's float32
+    params are their rounding, else the params' rows in float64."""
     from paspo_jax import polytope
 
     A, b = env.constraints(None, env_params)
+    dtype = np.asarray(A).dtype
     A, b, name = np.asarray(A, np.float64), np.asarray(b, np.float64), getattr(env, "name", "env")
+    exact = getattr(env, "exact_constraints", None)
+    if exact is not None:
+        # The float64 rows the params were rounded from, while they still round to them.
+        A64, b64 = (np.asarray(x, np.float64) for x in exact)
+        if (A64.shape, b64.shape) == (A.shape, b.shape) and np.array_equal(A64.astype(dtype), A.astype(dtype)) \
+                and np.array_equal(b64.astype(dtype), b.astype(dtype)):
+            A, b = A64, b64
     if fast_path != "auto":
         return polytope.Polytope(A, b, name=name, fast_path=fast_path)
     try:

@@ -280,10 +280,18 @@ def _fast_interval(fast: Projections, prefix, i):
     dtype = jnp.result_type(prefix.dtype, jnp.float32)
     n = prefix.shape[-1]
     p = jnp.where(jnp.arange(n) < i, prefix, 0.0).astype(dtype)
-    T = lambda arr: jnp.asarray(arr, dtype)[i]
-    a_max = jnp.min(T(fast.upper_beta) - T(fast.upper_alpha) @ p)
-    a_min = -jnp.min(T(fast.lower_beta) - T(fast.lower_alpha) @ p)
-    slack = jnp.min(T(fast.zero_beta) - T(fast.zero_alpha) @ p, initial=jnp.inf)
+    if isinstance(i, (int, np.integer)):
+        # Static entity: constant tables of that projection's own rows (no gather of the
+        # padded tables, which under vmap copies them once per action).
+        def side(alpha, beta):
+            keep = np.isfinite(beta[i])
+            return jnp.asarray(beta[i][keep], dtype) - jnp.asarray(alpha[i][keep], dtype) @ p
+    else:
+        def side(alpha, beta):
+            return jnp.asarray(beta, dtype)[i] - jnp.asarray(alpha, dtype)[i] @ p
+    a_max = jnp.min(side(fast.upper_alpha, fast.upper_beta), initial=jnp.inf)
+    a_min = -jnp.min(side(fast.lower_alpha, fast.lower_beta), initial=jnp.inf)
+    slack = jnp.min(side(fast.zero_alpha, fast.zero_beta), initial=jnp.inf)
     tol = 1e-9 if dtype == jnp.float64 else 1e-5
     feasible = (slack >= -tol) & (a_min <= a_max + tol) & jnp.all(jnp.isfinite(p))
     # The LP rounds a degenerate interval to one point; so do we.
@@ -293,7 +301,8 @@ def _fast_interval(fast: Projections, prefix, i):
 
 def _fast_chain(fast: Projections, a):
     n = jnp.shape(a)[-1]
-    return jax.vmap(lambda i: _fast_interval(fast, a, i))(jnp.arange(n - 1))
+    lo, hi, ok = zip(*(_fast_interval(fast, a, i) for i in range(n - 1)))
+    return jnp.stack(lo), jnp.stack(hi), jnp.stack(ok)
 
 
 def _reduced_system(A, b):

@@ -217,9 +217,3 @@ def test_dirichlet_distrax_entropy_reference():
     np.testing.assert_allclose(float(distrax.Dirichlet(jnp.asarray(conc)).entropy()),
                                scipy.stats.dirichlet.entropy(conc), rtol=1e-5)
 
-
-# Work in progress (issue 4 is open): the PASPO policy and its LP dependency are still changing,
-# so these tests run with `pytest -m slow` only until that issue lands.
-import pytest as _pytest  # noqa: E402
-
-pytestmark = _pytest.mark.slow

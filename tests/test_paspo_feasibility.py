@@ -38,9 +38,3 @@ def test_paspo_samples_never_violate(env_id):
     assert float(np.max(env_max_violation)) <= 1e-6
     assert float(np.max(infeasible)) == 0.0
 
-
-# Work in progress (issue 4 is open): the PASPO policy and its LP dependency are still changing,
-# so these tests run with `pytest -m slow` only until that issue lands.
-import pytest as _pytest  # noqa: E402
-
-pytestmark = _pytest.mark.slow

@@ -285,9 +285,3 @@ def test_debias_on_the_simplex_gives_uniform_allocations():
     a0 = np.asarray(act(theta0).action, np.float64)
     assert scipy.stats.kstest(a0[:, n - 1], scipy.stats.beta(1.0, n - 1).cdf).pvalue < 1e-6
 
-
-# Work in progress (issue 4 is open): the PASPO policy and its LP dependency are still changing,
-# so these tests run with `pytest -m slow` only until that issue lands.
-import pytest as _pytest  # noqa: E402
-
-pytestmark = _pytest.mark.slow

@@ -50,19 +50,22 @@ def _train(env_id, method="paspo", steps=5120, seed=0, **paspo):
 
 
 def test_short_paspo_run_on_synth7_improves_return_without_violations():
-    """10 updates of 512 steps (paper settings, de-biased init from 5,000 points): the mean
-    return of the last 3 updates beats the first 2 by a clear margin; no action violates."""
-    m = _train("PASPO-synth-7", steps=5120, debias_samples=5000)
-    assert m["return"][-3:].mean() > m["return"][:2].mean() + 0.1, m["return"]
+    """80 updates of 512 steps (paper settings, de-biased init from 5,000 points). On this
+    env a uniform policy scores about -6.17 per episode and the best allocation per state
+    (max over 10^5 uniform points and the vertices) about -5.43; the mean return of the last
+    8 updates must beat the first 8 by 0.25 (a third of that range); no action violates."""
+    m = _train("PASPO-synth-7", steps=40_960, debias_samples=5000)
+    assert m["return"][-8:].mean() > m["return"][:8].mean() + 0.25, m["return"]
     assert m["violation_rate"].max() == 0.0
     assert m["nonfinite"].sum() == 0
 
 
 @pytest.mark.slow
 def test_paspo_on_synth7_full_budget():
-    """The paper's budget (150k steps, one seed): return well above the start, zero violations."""
+    """The paper's budget (150k steps, one seed): the last 10 updates close more than half of
+    the gap between the uniform policy (-6.17) and the best allocations (-5.43); no violations."""
     m = _train("PASPO-synth-7", steps=150_000)
-    assert m["return"][-10:].mean() > m["return"][:3].mean() + 1.0, m["return"]
+    assert m["return"][-10:].mean() > -5.80, m["return"]
     assert m["violation_rate"].max() == 0.0
 
 
@@ -78,9 +81,3 @@ def test_baselines_train_end_to_end(method):
     if method == "dirichlet":
         assert m["violation_rate"].mean() > 0.5  # synth7 covers 4.8% of the simplex
 
-
-# Work in progress (issue 4 is open): the PASPO policy and its LP dependency are still changing,
-# so these tests run with `pytest -m slow` only until that issue lands.
-import pytest as _pytest  # noqa: E402
-
-pytestmark = _pytest.mark.slow

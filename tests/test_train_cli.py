@@ -16,7 +16,7 @@ import train as train_cli
 from ppo_jax.run import Checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--env", "CartPole-v1", "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "2"]
+SMALL = ["--algo", "ppo", "--env", "CartPole-v1", "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "2"]
 
 
 def _run(args, **kw):
