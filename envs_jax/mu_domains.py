@@ -47,6 +47,29 @@ from gymnax.environments import environment, spaces
 # --------------------------------------------------------------------------------------
 
 
+class _OneStepDomain(environment.Environment):
+    """Shared gymnax plumbing of the MU domains: one noisy reward per step for the action
+    (cast to ``action_dtype``), state from ``sample_state``; subclasses define the rest."""
+
+    action_dtype = jnp.float32
+
+    def step_env(self, key, state, action, params):
+        reward = self.noisy_reward(key, state, jnp.asarray(action, self.action_dtype), params)
+        state = state.replace(time=state.time + 1)
+        done = self.is_terminated(state, params)
+        return (
+            jax.lax.stop_gradient(self.get_obs(state, params)),
+            jax.lax.stop_gradient(state),
+            reward,
+            done,
+            {},
+        )
+
+    def reset_env(self, key, params):
+        state = self.sample_state(key, params)
+        return self.get_obs(state, params), state
+
+
 @struct.dataclass
 class LocationState:
     utilities: jax.Array  # [size, size] float32, sums to 1
@@ -93,8 +116,10 @@ def _placements(n_cells: int, n_facilities: int) -> np.ndarray:
     return np.asarray(list(combos), dtype=np.int32)
 
 
-class LocationGame(environment.Environment):
+class LocationGame(_OneStepDomain):
     """One-step competitive facility location (see the module docstring)."""
+
+    action_dtype = jnp.int32
 
     def __init__(self, size: int = 10, n_facilities: int = 3, n_opponent: int = 2):
         super().__init__()
@@ -159,22 +184,6 @@ class LocationGame(environment.Environment):
     def default_params(self) -> LocationParams:
         return LocationParams()
 
-    def step_env(self, key, state, action, params):
-        reward = self.noisy_reward(key, state, jnp.asarray(action, jnp.int32), params)
-        state = state.replace(time=state.time + 1)
-        done = self.is_terminated(state, params)
-        return (
-            jax.lax.stop_gradient(self.get_obs(state, params)),
-            jax.lax.stop_gradient(state),
-            reward,
-            done,
-            {},
-        )
-
-    def reset_env(self, key, params):
-        state = self.sample_state(key, params)
-        return self.get_obs(state, params), state
-
     def get_obs(self, state, params=None, key=None) -> jax.Array:
         return state.utilities[..., None].astype(jnp.float32)
 
@@ -230,7 +239,7 @@ def peaks_value(centres: jax.Array, heights: jax.Array, width, a: jax.Array) -> 
     return jnp.sum(heights * jnp.exp(-d2 / (2.0 * width**2)))
 
 
-class Peaks2D(environment.Environment):
+class Peaks2D(_OneStepDomain):
     """One-step continuous bandit over ``[0, 1]^2`` (see the module docstring)."""
 
     def __init__(self, n_peaks: int = 16, grid: int = 16, search_grid: int = 201):
@@ -273,22 +282,6 @@ class Peaks2D(environment.Environment):
     @property
     def default_params(self) -> PeaksParams:
         return PeaksParams()
-
-    def step_env(self, key, state, action, params):
-        reward = self.noisy_reward(key, state, jnp.asarray(action, jnp.float32), params)
-        state = state.replace(time=state.time + 1)
-        done = self.is_terminated(state, params)
-        return (
-            jax.lax.stop_gradient(self.get_obs(state, params)),
-            jax.lax.stop_gradient(state),
-            reward,
-            done,
-            {},
-        )
-
-    def reset_env(self, key, params):
-        state = self.sample_state(key, params)
-        return self.get_obs(state, params), state
 
     def get_obs(self, state, params=None, key=None) -> jax.Array:
         params = self.default_params if params is None else params

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import scipy.optimize as so
 from hypothesis import given, settings, HealthCheck, strategies as st
 
+from highs_reference import highs_bounds, uniform_points
 from paspo_jax import lp
 
 N_VAR, M_UB, M_EQ, BATCH = 6, 8, 2, 16
@@ -197,32 +198,6 @@ def polytope(name):
 
     data = np.load(Path(envs_jax.__file__).parent / "data" / "polytopes.npz")
     return data[f"{name}_A"].astype(np.float64), data[f"{name}_b"].astype(np.float64)
-
-
-def highs_bounds(A, b, prefix, i):
-    """min/max a_i by HiGHS over {A a <= b, sum a = 1, 0 <= a <= 1, a_<i = prefix_<i}."""
-    n = A.shape[1]
-    A_eq = np.zeros((i + 1, n))
-    A_eq[0] = 1.0
-    A_eq[np.arange(1, i + 1), np.arange(i)] = 1.0
-    b_eq = np.concatenate([[1.0], prefix[:i]])
-    c = np.zeros(n)
-    c[i] = 1.0
-    out = []
-    for sign in (1.0, -1.0):
-        r = so.linprog(sign * c, A_ub=A, b_ub=b, A_eq=A_eq, b_eq=b_eq, bounds=(0, 1), method="highs")
-        out.append(sign * r.fun if r.status == 0 else np.nan)
-    return out
-
-
-def uniform_points(A, b, num, seed):
-    """Uniform points of the polytope by rejection from Dirichlet(1) (numpy: independent)."""
-    rng = np.random.default_rng(seed)
-    pts = np.zeros((0, A.shape[1]))
-    while len(pts) < num:
-        x = rng.dirichlet(np.ones(A.shape[1]), 20000)
-        pts = np.concatenate([pts, x[np.all(x @ A.T <= b, axis=1)]])
-    return pts[:num]
 
 
 CHUNK = 16

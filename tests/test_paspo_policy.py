@@ -293,8 +293,7 @@ def test_static_polytope_uses_the_float64_rows_and_builds_the_fast_path(env_id):
     and vertex enumeration gives up (the policy then fell back to the float32 LP, whose bounds
     were off by ~4e-4). The policy must build its fast path from the env's float64 rows, and
     those bounds (evaluated in float32) must equal scipy HiGHS on the env's own rows to 1e-5."""
-    import scipy.optimize as so
-
+    from highs_reference import highs_bounds
     from paspo_jax.policy import static_polytope
 
     env, params = envs_jax.make(env_id)
@@ -308,9 +307,5 @@ def test_static_polytope_uses_the_float64_rows_and_builds_the_fast_path(env_id):
     for x in a:
         i = int(rng.integers(1, n - 1))
         lo, hi, ok = (np.asarray(v) for v in P.bounds(jnp.asarray(x, jnp.float32), i))
-        A_eq = np.vstack([np.ones(n), np.eye(n)[:i]])
-        b_eq = np.concatenate([[1.0], x[:i].astype(np.float32).astype(np.float64)])
-        c = np.eye(n)[i]
-        ref_lo = so.linprog(c, A_ub=A, b_ub=b, A_eq=A_eq, b_eq=b_eq, bounds=(0, 1), method="highs").fun
-        ref_hi = -so.linprog(-c, A_ub=A, b_ub=b, A_eq=A_eq, b_eq=b_eq, bounds=(0, 1), method="highs").fun
+        ref_lo, ref_hi = highs_bounds(A, b, x.astype(np.float32).astype(np.float64), i)
         assert ok and abs(lo - ref_lo) < 1e-5 and abs(hi - ref_hi) < 1e-5, (i, lo, ref_lo, hi, ref_hi)

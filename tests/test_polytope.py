@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import scipy.optimize as so
 import scipy.stats as ss
 
+from highs_reference import highs_bounds, uniform_points
 from paspo_jax import lp
 from paspo_jax.polytope import Polytope, load_reference_polytope, vertices
 
@@ -42,28 +43,6 @@ def highs_support(A, b, c):
     n = A.shape[1]
     r = so.linprog(-c, A_ub=A, b_ub=b, A_eq=np.ones((1, n)), b_eq=[1.0], bounds=(0, 1), method="highs")
     return -r.fun
-
-
-def highs_bounds(A, b, prefix, i):
-    n = A.shape[1]
-    A_eq = np.zeros((i + 1, n))
-    A_eq[0] = 1.0
-    A_eq[np.arange(1, i + 1), np.arange(i)] = 1.0
-    b_eq = np.concatenate([[1.0], prefix[:i]])
-    c = np.zeros(n)
-    c[i] = 1.0
-    lo = so.linprog(c, A_ub=A, b_ub=b, A_eq=A_eq, b_eq=b_eq, bounds=(0, 1), method="highs").fun
-    hi = -so.linprog(-c, A_ub=A, b_ub=b, A_eq=A_eq, b_eq=b_eq, bounds=(0, 1), method="highs").fun
-    return lo, hi
-
-
-def uniform_points(P, num, seed):
-    rng = np.random.default_rng(seed)
-    pts = np.zeros((0, P.n))
-    while len(pts) < num:
-        x = rng.dirichlet(np.ones(P.n), 20000)
-        pts = np.concatenate([pts, x[np.all(x @ P.A.T <= P.b, axis=1)]])
-    return pts[:num]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -92,7 +71,7 @@ def test_fast_path_equals_highs_and_the_lp_path(name):
         sampled[:, i] = lo[:, i] + (hi[:, i] - lo[:, i]) * rng.uniform(size=16)
     sampled[:, -1] = 1.0 - sampled[:, :-1].sum(axis=1)
     assert np.all(sampled @ P.A.T <= P.b + 1e-9) and np.all(sampled >= -1e-9)
-    X = np.concatenate([uniform_points(P, 16, seed=2), sampled])
+    X = np.concatenate([uniform_points(P.A, P.b, 16, seed=2), sampled])
     lo, hi, ok = chain(X)
     assert bool(np.all(ok))
     # LP path on the same inputs
