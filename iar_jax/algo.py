@@ -49,9 +49,10 @@ class IARConfig:
     """The policy of ``--algo iar``: IAR's flow policy (defaults: the paper's) or a baseline."""
 
     policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
-    num_candidates: int = 64  # S: candidates drawn per state for rejection (original: 64)
+    num_candidates: int = 64  # S: candidates used per state for rejection (original: starts at 64)
+    max_candidates: int = 128  # S_max: drawn per state; S doubles up to it where none is valid (original: 128); 0 = S
     rejection_coef: str = "ratio"  # "ratio": c = 1/l (consistent); "paper": c = S/l^2 (Lemma 1 as printed, original)
-    rejection_subset: int = 0  # M: valid candidates in the correction term; 0 = all of them
+    rejection_subset: int = 0  # M: valid candidates in the correction term; 0 = all of them, up to S
     rejection: str = "auto"  # "auto": on iff the env has constraints (is_valid); "on"; "off"
     num_posterior_samples: int = 4  # N: posterior samples per log-prob estimate (original: 4; CartPole 1)
     flow_layers: int = 4  # conditional affine coupling layers of the generator (paper: 4)
@@ -89,7 +90,12 @@ class IARConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"iar config {name} must be a positive integer, got {value!r}")
-        for name in ("rejection_subset", "flow_layers", "posterior_layers"):
+        if self.max_candidates and self.max_candidates < self.num_candidates:
+            raise ValueError(
+                f"iar config max_candidates ({self.max_candidates}) must be >= num_candidates "
+                f"({self.num_candidates}) or 0 (= num_candidates)"
+            )
+        for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"iar config {name} must be a non-negative integer, got {value!r}")
@@ -121,6 +127,7 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         behaviour = cfg.behaviour_log_prob == "on"
     rejection = dict(
         num_candidates=cfg.num_candidates,
+        max_candidates=cfg.max_candidates,
         rejection_coef=cfg.rejection_coef,
         rejection_subset=cfg.rejection_subset,
         rejection=cfg.rejection,

@@ -30,8 +30,21 @@ uniformly without replacement, each with weight c l / m. Given the candidates th
 same expectation as the full sum (so the estimator stays consistent); only M log-probs per
 state are evaluated instead of S. The executed action is drawn independently of the subset.
 
-No valid candidate (l = 0): S is static under ``jit`` (the original doubles S up to 128 and
-then marks a random invalid sample valid). We execute candidate 0 (a plain sample of pi,
+Adaptive S (``max_candidates`` S_max > S): the original starts at S = 64 candidates and
+doubles S (cap 128) when a state has no valid sample. Shapes are static under ``jit``, so
+we draw S_max candidates per state and, per state, use the first S_k of them, S_k the
+first rung of the ladder S, 2S, 4S, ..., S_max that holds a valid candidate
+(:func:`candidates_used`); candidates past S_k count as not drawn (``valid_rate`` = l / S_k,
+``paper``'s coefficient uses S_k). This is the original's doubling rule applied per state
+(the original re-draws all 2S candidates; the first S of ours are the ones already found
+invalid, which changes nothing for the valid ones: given the validity pattern they are
+i.i.d. draws of pi_C, so the executed action is a sample of pi_C and c = 1/l stays
+consistent). The original's shrinking of S to 32 on high valid rates only saves compute,
+which static shapes cannot; it is not reproduced. The correction set holds at most
+``subset`` (default S, not S_max) candidates, so doubling does not grow the loss.
+
+No valid candidate (l = 0 among all S_max): the original doubles S up to 128 and
+then marks a random invalid sample valid. We execute candidate 0 (a plain sample of pi,
 almost surely invalid: the environment then applies its invalid-action rule), treat it as
 the one valid candidate (l = 1, the original's last resort) and count the state in the
 metric ``no_valid``. With c = 1/l its surrogate is log pi(a) - log pi(a) = 0: no gradient
@@ -70,13 +83,33 @@ def rejection_coefficient(num_valid: jax.Array, num_candidates: int, coef: str) 
     raise ValueError(f"coef must be one of {COEFS}, got {coef!r}")
 
 
-def reject(key: jax.Array, mask: jax.Array, subset: int, coef: str) -> Rejection:
+def candidates_used(mask: jax.Array, start: int) -> jax.Array:
+    """Adaptive S of one state (module docstring): the first rung S_k of the ladder
+    ``start, 2 start, 4 start, ..., S_max`` (S_max = ``mask.shape[0]``, the last rung) whose
+    first S_k candidates include a valid one; S_max when none is valid. ``mask`` (S_max,)."""
+    cap = mask.shape[0]
+    if not 1 <= start <= cap:
+        raise ValueError(f"start must lie in [1, S_max={cap}], got {start}")
+    rungs, r = [], start
+    while r < cap:
+        rungs.append(r)
+        r *= 2
+    rungs = jnp.asarray(rungs + [cap], jnp.int32)
+    first_valid = jnp.where(mask.any(), jnp.argmax(mask), cap)  # index of the first valid candidate
+    return jnp.min(jnp.where(rungs > first_valid, rungs, cap)).astype(jnp.int32)
+
+
+def reject(key: jax.Array, mask: jax.Array, subset: int, coef: str, num_used: jax.Array | None = None) -> Rejection:
     """Choose the executed candidate and the weighted correction set from a validity
     ``mask`` (S,) (module docstring: executed uniform among valid, subset of size
-    ``subset`` <= S uniform among valid, fallback when none is valid)."""
+    ``subset`` <= S uniform among valid, fallback when none is valid). ``num_used``
+    (traced int, default S): only the first ``num_used`` candidates count as drawn (adaptive
+    S, :func:`candidates_used`)."""
     num = mask.shape[0]
     if not 0 <= subset <= num:
         raise ValueError(f"subset must lie in [0, S={num}], got {subset}")
+    if num_used is not None:
+        mask = mask & (jnp.arange(num) < num_used)
     k_exec, k_sub = jax.random.split(key)
     num_valid = mask.sum().astype(jnp.int32)
     no_valid = num_valid == 0
@@ -92,7 +125,7 @@ def reject(key: jax.Array, mask: jax.Array, subset: int, coef: str) -> Rejection
     top_scores, idx = jax.lax.top_k(scores, subset)
     chosen = top_scores >= 0.0
     m = jnp.minimum(subset, l_eff).astype(jnp.float32)
-    c = rejection_coefficient(num_valid, num, coef)
+    c = rejection_coefficient(num_valid, num if num_used is None else num_used, coef)
     weights = jnp.where(chosen, c * l_eff.astype(jnp.float32) / jnp.maximum(m, 1.0), 0.0)
     return Rejection(executed, idx, weights.astype(jnp.float32), num_valid, no_valid)
 
@@ -115,8 +148,12 @@ class RejectionPolicy(Policy):
     optionally ``noise_extras(key) -> dict`` (stored per step, handed to ``log_probs``).
 
     ``extras`` per step: ``cand`` (M, L) int32 correction candidates, ``cand_w`` (M,)
-    their weights, plus the subclass's. ``metrics`` per step: ``valid_rate`` (l / S) and
-    ``no_valid`` (1.0 when the fallback was used).
+    their weights, plus the subclass's. ``metrics`` per step: ``valid_rate`` (l / S_k),
+    ``candidates_used`` (S_k) and ``no_valid`` (1.0 when the fallback was used).
+
+    ``num_candidates`` S (original: 64) and ``max_candidates`` S_max (0: = S, no doubling;
+    128: the original's cap): S_max are drawn, the first S_k are used (adaptive S, module
+    docstring). ``rejection_subset`` M (0: S) bounds the correction set.
 
     Without constraints (no oracle, or ``constrained = False``; ``rejection="auto"``), S is
     1 and the correction term is dropped: the surrogate is plain log pi(a|s).
@@ -130,6 +167,7 @@ class RejectionPolicy(Policy):
         env_params,
         *,
         num_candidates: int = 64,
+        max_candidates: int = 0,
         rejection_coef: str = "ratio",
         rejection_subset: int = 0,
         rejection: str = "auto",
@@ -142,6 +180,13 @@ class RejectionPolicy(Policy):
             raise ValueError(f"rejection_coef must be one of {COEFS}, got {rejection_coef!r}")
         if not isinstance(num_candidates, int) or num_candidates < 1:
             raise ValueError(f"num_candidates must be a positive int, got {num_candidates!r}")
+        if max_candidates == 0:
+            max_candidates = num_candidates
+        if not isinstance(max_candidates, int) or max_candidates < num_candidates:
+            raise ValueError(
+                f"max_candidates must be an int >= num_candidates ({num_candidates}) or 0 (= num_candidates), "
+                f"got {max_candidates!r}"
+            )
         if not isinstance(rejection_subset, int) or rejection_subset < 0:
             raise ValueError(f"rejection_subset must be a non-negative int (0 = all), got {rejection_subset!r}")
         if rejection == "on" and not hasattr(env, "is_valid"):
@@ -150,6 +195,7 @@ class RejectionPolicy(Policy):
         self.layout = ActionLayout.for_env(env, env_params)
         self.use_rejection = rejection == "on" or (rejection == "auto" and has_constraints(env))
         self.num_candidates = num_candidates if self.use_rejection else 1
+        self.max_candidates = max_candidates if self.use_rejection else 1
         if not self.use_rejection:
             self.subset = 0
         elif rejection_subset == 0 or rejection_subset >= num_candidates:
@@ -201,16 +247,18 @@ class RejectionPolicy(Policy):
         k_cand, k_rej, k_noise, k_lp = jax.random.split(key, 4)
         x = jnp.ravel(obs).astype(jnp.float32)
         ctx = self.context(params, x)
-        cands = self.sample_actions(params, k_cand, ctx, self.num_candidates)  # (S, L)
+        cands = self.sample_actions(params, k_cand, ctx, self.max_candidates)  # (S_max, L)
         if self.use_rejection:
             mask = valid_mask(self.env, self.layout, env_state, cands, env_params)
         else:
-            mask = jnp.ones((self.num_candidates,), bool)
-        rej = reject(k_rej, mask, self.subset, self.coef)
+            mask = jnp.ones((self.max_candidates,), bool)
+        used = candidates_used(mask, self.num_candidates)  # adaptive S (module docstring)
+        rej = reject(k_rej, mask, self.subset, self.coef, num_used=used)
         a = cands[rej.executed]
         extras = {"cand": cands[rej.subset], "cand_w": rej.weights, **self.noise_extras(k_noise)}
         metrics = {
-            "valid_rate": rej.num_valid.astype(jnp.float32) / self.num_candidates,
+            "valid_rate": rej.num_valid.astype(jnp.float32) / used.astype(jnp.float32),
+            "candidates_used": used.astype(jnp.float32),
             "no_valid": rej.no_valid.astype(jnp.float32),
         }
         if self.behaviour_log_prob:

@@ -106,6 +106,9 @@ def test_iar_a2c_on_era_runs_with_valid_executed_actions():
     assert bool(jax.vmap(env.is_valid, in_axes=(0, 0, None))(state.env_state, greedy, env_params).all())
     valid_rate, no_valid = np.asarray(m["policy/valid_rate"]), np.asarray(m["policy/no_valid"])
     assert 0.05 < valid_rate.mean() < 0.95
+    # adaptive S (S = 32, S_max = 128 as the original): mean candidates used on the ladder's range
+    used = np.asarray(m["policy/candidates_used"])
+    assert np.all((used >= 32) & (used <= 128)), used
     # executed actions are valid except in the (counted) no-valid-candidate fallback
     assert np.all(np.asarray(m["violation_rate"]) <= no_valid + 1e-6)
 
@@ -130,7 +133,8 @@ def test_configs_for_train_py():
     assert (a2c.lr, a2c.optimizer, a2c.adam_eps, a2c.gamma, a2c.gae_lambda, a2c.vf_coef, a2c.max_grad_norm) == (
         3e-4, "rmsprop", 1e-5, 0.99, 1.0, 0.5, 0.5)
     assert (a2c.num_envs, a2c.num_steps, a2c.clip_eps, a2c.total_timesteps) == (64, 1, None, 700_000)
-    for bad in (dict(policy="wol"), dict(rejection_coef="1/l"), dict(num_candidates=0), dict(alpha_init=2.0)):
+    for bad in (dict(policy="wol"), dict(rejection_coef="1/l"), dict(num_candidates=0), dict(alpha_init=2.0),
+                dict(num_candidates=256), dict(max_candidates=-1)):
         with pytest.raises(ValueError):
             IARConfig(**bad)
     with pytest.raises(ValueError, match="unknown env id"):

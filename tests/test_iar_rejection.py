@@ -11,7 +11,7 @@ import envs_jax
 from envs_jax.era import MultiDiscrete
 from iar_jax.baselines import ARPolicy, FactoredPolicy, MaskPolicy
 from iar_jax.policy import IARPolicy
-from iar_jax.rejection import reject
+from iar_jax.rejection import candidates_used, reject
 from ppo_jax.policy import Batch
 
 # 3 x 3 joint actions; the valid set C (4 of 9) is fixed.
@@ -39,10 +39,10 @@ def _tilt(params, key, scale=1.0):
     return jax.tree.unflatten(tree, [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
 
 
-def _factored(num_candidates, coef="ratio", subset=0):
+def _factored(num_candidates, coef="ratio", subset=0, max_candidates=0):
     pol = FactoredPolicy(
         TableEnv(), None, hidden=8, context_dim=4, num_candidates=num_candidates, rejection_coef=coef,
-        rejection_subset=subset, behaviour_log_prob=False,
+        rejection_subset=subset, behaviour_log_prob=False, max_candidates=max_candidates,
     )
     params = jax.jit(pol.init)(jax.random.PRNGKey(0), OBS)
     params["actor"] = _tilt(params["actor"], jax.random.PRNGKey(1), 0.6)
@@ -99,24 +99,31 @@ def test_rejection_gradients_match_exact_gradients_on_an_enumerable_problem():
     engine's A2C gradient with advantage r) equals grad E_{a ~ pi_C}[r(a)], pi_C = pi
     restricted to C and renormalised, computed exactly."""
     errors = {}
-    for s, subset in ((2, 0), (48, 0), (48, 4)):
-        pol, params = _factored(s, "ratio", subset)
+    for s, subset, s_max in ((2, 0, 0), (48, 0, 0), (48, 4, 0), (2, 0, 64)):
+        pol, params = _factored(s, "ratio", subset, s_max)
         exact = _exact_log_z_gradient(pol, params)
         est, acts = _correction_gradient(pol, params)
-        errors[(s, "ratio", subset)] = np.linalg.norm(est - exact) / np.linalg.norm(exact)
+        errors[(s, "ratio", subset, s_max)] = np.linalg.norm(est - exact) / np.linalg.norm(exact)
         assert np.all(VALID.reshape(-1)[np.asarray(acts.action[:, 0] * 3 + acts.action[:, 1])] | (acts.metrics["no_valid"] > 0))
         if (s, subset) == (48, 0):
             # the printed coefficient on the same draws: S/l^2 = S * (1/l)^2
             paper = acts._replace(extras={**acts.extras, "cand_w": s * jnp.square(acts.extras["cand_w"])})
             est_paper, _ = _correction_gradient(pol, params, paper)
-            errors[(48, "paper", 0)] = np.linalg.norm(est_paper - exact) / np.linalg.norm(exact)
+            errors[(48, "paper", 0, 0)] = np.linalg.norm(est_paper - exact) / np.linalg.norm(exact)
             pg_error = _policy_gradient_error(pol, params, acts)
+        if s_max:  # adaptive S: used = 2, 4, ..., 64 candidates, the fallback only if all 64 are invalid
+            used = np.asarray(acts.metrics["candidates_used"])
+            assert set(np.unique(used)) <= {2, 4, 8, 16, 32, 64} and (used > 2).any()
+            assert float(np.mean(acts.metrics["no_valid"])) == 0.0
     p_c = float(jnp.exp(jax.jit(lambda p: _all_log_probs(pol, p))(params)).reshape(3, 3)[VALID].sum())
     assert 0.2 < p_c < 0.7
-    assert errors[(48, "ratio", 0)] < 0.06, errors
-    assert errors[(48, "ratio", 4)] < 0.08, errors  # a random subset of the valid ones: still consistent
-    assert errors[(2, "ratio", 0)] > 2 * errors[(48, "ratio", 0)], errors  # O(1/S) bias (and the fallback)
-    assert errors[(48, "paper", 0)] > 0.5, errors  # ~ 1/P(C) - 1
+    assert errors[(48, "ratio", 0, 0)] < 0.06, errors
+    assert errors[(48, "ratio", 4, 0)] < 0.08, errors  # a random subset of the valid ones: still consistent
+    assert errors[(2, "ratio", 0, 0)] > 2 * errors[(48, "ratio", 0, 0)], errors  # O(1/S) bias (and the fallback)
+    # Doubling from S = 2 removes the fallback's bias (valid candidates are i.i.d. pi_C draws
+    # whatever the stopping rule); the remaining error is the ratio's O(1/l) with l small.
+    assert errors[(2, "ratio", 0, 64)] < min(0.2, 0.6 * errors[(2, "ratio", 0, 0)]), errors
+    assert errors[(48, "paper", 0, 0)] > 0.5, errors  # ~ 1/P(C) - 1
     assert pg_error < 0.1, pg_error
 
 
@@ -138,6 +145,26 @@ def _policy_gradient_error(pol, params, acts):
 
     est = _flat(jax.jit(jax.grad(surrogate))(params, acts)["actor"])
     return np.linalg.norm(est - exact) / np.linalg.norm(exact)
+
+
+def test_candidates_used_follows_the_doubling_ladder():
+    """Adaptive S against a direct transcription of the rule: the first rung of
+    S, 2S, 4S, ... (cap S_max) that holds a valid candidate, S_max when none does."""
+    rng = np.random.default_rng(0)
+    for start, cap in ((4, 16), (3, 10), (5, 5), (1, 7)):
+        rungs = [start * 2**k for k in range(10) if start * 2**k < cap] + [cap]
+        for _ in range(40):
+            mask = rng.random(cap) < rng.choice([0.0, 0.05, 0.2, 0.6])
+            expect = next((r for r in rungs if mask[:r].any()), cap)
+            assert int(candidates_used(jnp.asarray(mask), start)) == expect, (start, cap, mask)
+    mask = jnp.array([False] * 4 + [True] + [False] * 3)
+    rej = reject(jax.random.PRNGKey(0), mask, 4, "paper", num_used=candidates_used(mask, 4))
+    assert int(rej.executed) == 4 and int(rej.num_valid) == 1 and not bool(rej.no_valid)
+    np.testing.assert_allclose(np.sort(np.asarray(rej.weights)), [0, 0, 0, 8.0])  # S_k / l^2 = 8
+    rej = reject(jax.random.PRNGKey(0), mask, 4, "ratio", num_used=jnp.int32(4))  # candidate 4 not drawn
+    assert bool(rej.no_valid) and int(rej.executed) == 0
+    with pytest.raises(ValueError, match="start"):
+        candidates_used(mask, 9)
 
 
 def test_reject_fallback_and_subset_weights():
