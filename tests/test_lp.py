@@ -336,3 +336,39 @@ def test_allocation_bad_input_errors():
     q[5:] = np.nan
     lo, hi, ok = jitted(q)
     assert bool(ok) and np.isfinite(float(lo))
+
+
+def test_rescaled_float32_bounds_stay_exact_when_little_mass_is_left():
+    """``rescale=True`` (the PASPO policy's LP path) against HiGHS on PASPO-synth-20 prefixes
+    that leave 1e-4 of the mass: points near the vertex maximising a weighted mass on the
+    first k entries. The float32 simplex's tolerances are absolute, so the plain form's
+    bounds are off by ~1e-6 there; in remaining-mass coordinates they stay near 1e-7."""
+    import envs_jax
+
+    env, params = envs_jax.make("PASPO-synth-20")
+    A, b = env.exact_constraints
+    n, rng = 20, np.random.default_rng(0)
+    prefixes, idx, ref = [], [], []
+    for _ in range(8):
+        k = int(rng.integers(3, 15))
+        c = np.zeros(n)
+        c[:k] = -rng.random(k)
+        x = so.linprog(c, A_ub=A, b_ub=b, A_eq=np.ones((1, n)), b_eq=[1.0], bounds=[(0, 1)] * n, method="highs").x
+        p = ((1 - 1e-4) * x + 1e-4 / n).astype(np.float32)  # slightly inside, 1e-4 of the mass left
+        for i in range(k, n - 1):
+            hl, hh = highs_bounds(A, b, p.astype(np.float64), i)
+            if not np.isfinite(hl):
+                break
+            prefixes.append(p), idx.append(i), ref.append((hl, hh))
+    assert len(ref) > 40
+    ref = np.array(ref)
+    P, I = jnp.asarray(np.stack(prefixes)), jnp.asarray(np.array(idx, np.int32))
+    bounds = lambda rescale: jax.jit(jax.vmap(lambda p, i: lp.allocation_bounds(
+        params.A, params.b, p, i, rescale=rescale)))(P, I)
+    errors = {}
+    for rescale in (False, True):
+        lo, hi, ok = bounds(rescale)
+        assert bool(jnp.all(ok))
+        errors[rescale] = np.abs(np.stack([np.asarray(lo, np.float64), np.asarray(hi, np.float64)], 1) - ref).max()
+    assert errors[True] < 1e-6, errors
+    assert errors[True] < errors[False] / 3, errors
