@@ -35,6 +35,13 @@ stored action):
   bounds computed in float32, whose vertices can be off by ~1e-5 on thin, degenerate
   polytopes (synth7): a sample beyond the true bound makes the rest of the chain infeasible.
   The shrunk intervals are the ones stored and scored, so log-probs stay consistent.
+- LP path (no static fast path: state-dependent constraints, or large random polytopes such
+  as ``PASPO-synth-50``): float32 dual simplex in remaining-mass coordinates. Its bounds are
+  accurate to ~1e-7, which is enough while the chain's slices stay wider than that. A chain
+  that drives the later slices to widths of ~1e-8 (measured: ``PASPO-synth-50`` without
+  de-biasing, where Beta(1, 1) heads break the stick) cannot be followed in float32: an LP
+  then finds its prefix infeasible (counted in ``policy/infeasible``) and the action can
+  violate ``A a <= b``. With de-biasing (the default) we measured no violation there.
 
 Intervals in ``evaluate``. The intervals depend only on the action's own prefix and on the
 constraints, never on the network parameters, so the ones computed while sampling are the
@@ -151,7 +158,9 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible)`` for the policy.
 
     ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
-    ``(A, b)`` it is given (any constraints, state-dependent ones included).
+    ``(A, b)`` it is given (any constraints, state-dependent ones included), solved in the
+    coordinates of the remaining mass (``rescale=True``: accurate for the late entries of
+    long chains in float32).
     ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
     projections computed once, bounds = min/max over rows; static constraints only; error if
     it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
@@ -159,7 +168,7 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     """
     if bounds not in ("auto", "lp", "fast"):
         raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
-    general = lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter)
+    general = lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True)
     if bounds == "lp":
         return general
     if not has_static_constraints(env):
@@ -292,9 +301,15 @@ class PASPOPolicy(Policy):
         points = poly.sample_uniform(k_points, self.debias_samples, method=self.debias_method)
         points = jnp.asarray(points, jnp.float32)
         lo, hi, feasible = poly.batch_bounds_chain(points)
-        remaining = 1.0 - jnp.cumsum(jnp.concatenate([jnp.zeros_like(points[:, :1]), points[:, : self.n - 2]], 1), 1)
-        a_min, a_max = jax.vmap(self._interval)(lo, hi, feasible, remaining)
-        return debias_offsets(points, a_min, a_max, tol=self.degenerate_tol, eps=self.u_eps)
+
+        @jax.jit  # one program (op-by-op dispatch of the Newton fits took minutes for n = 50)
+        def fit(points, lo, hi, feasible):
+            prefix = jnp.concatenate([jnp.zeros_like(points[:, :1]), points[:, : self.n - 2]], 1)
+            remaining = 1.0 - jnp.cumsum(prefix, 1)
+            a_min, a_max = jax.vmap(self._interval)(lo, hi, feasible, remaining)
+            return debias_offsets(points, a_min, a_max, tol=self.degenerate_tol, eps=self.u_eps)
+
+        return fit(points, lo, hi, feasible)
 
     # -- pieces -------------------------------------------------------------------------
     def _encode(self, params, obs):

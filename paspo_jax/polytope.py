@@ -94,6 +94,9 @@ class Polytope:
       max_vertices: vertex budget of the enumeration behind the fast path (the
         vertex count of a polytope can grow exponentially with n: PASPO-synth-100
         falls back to the LP path).
+      max_fast_entities: ``"auto"`` does not try the fast path above this many
+        entities (the enumeration only finds out that it exceeds its budgets after
+        minutes: 2 min for PASPO-synth-50; synth-20 fails in 3 s). ``True`` always tries.
 
     Raises ``ValueError`` (naming the polytope) for wrong shapes, NaN/inf entries
     and an empty polytope.
@@ -105,6 +108,7 @@ class Polytope:
     fast_path: object = "auto"
     max_fast_rows: int = 20000
     max_vertices: int = 100000
+    max_fast_entities: int = 24
 
     def __post_init__(self):
         A = np.asarray(self.A, dtype=np.float64)
@@ -129,6 +133,8 @@ class Polytope:
             why = None
             if radius <= 1e-9:
                 why = "it has no interior (Chebyshev radius 0), so its projections are degenerate"
+            elif self.fast_path == "auto" and A.shape[1] > self.max_fast_entities:
+                why = f"{A.shape[1]} entities > max_fast_entities={self.max_fast_entities}"
             else:
                 try:
                     fast = _build_projections(A, b, self.max_fast_rows, self.vertices(max_vertices=self.max_vertices))

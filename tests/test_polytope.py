@@ -136,6 +136,9 @@ def test_empty_polytope_and_bad_input_raise_naming_the_polytope():
     with pytest.raises(ValueError, match="max_fast_rows"):
         Polytope(poly("compute9").A, poly("compute9").b, name="c9", fast_path=True, max_fast_rows=3)
     P = poly("compute9")
+    # "auto" skips the fast path above max_fast_entities (n = 9 here); True still builds it
+    assert Polytope(P.A, P.b, name="c9", max_fast_entities=8).fast is None
+    assert Polytope(P.A, P.b, name="c9", fast_path=True, max_fast_entities=8).fast is not None
     with pytest.raises(ValueError, match="unknown method"):
         P.sample_uniform(jax.random.PRNGKey(0), 4, method="gibbs")
 
