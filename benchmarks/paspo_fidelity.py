@@ -34,8 +34,10 @@ VARIANTS = {
 }
 
 
-def run_variant(env_id, variant, steps, seeds, debias_samples):
+def run_variant(env_id, variant, steps, seeds, debias_samples, ent_coef=None):
     ppo = default_ppo_config(total_timesteps=steps)
+    if ent_coef is not None:
+        ppo = ppo.replace(ent_coef=ent_coef)
     kwargs = dict(VARIANTS[variant])
     if kwargs.get("method") == "paspo":
         kwargs.setdefault("debias_samples", debias_samples)
@@ -58,13 +60,15 @@ def main(argv=None):
     p.add_argument("--debias-samples", type=int, default=100_000)
     p.add_argument("--out", default="benchmarks/figures/paspo_fidelity")
     p.add_argument("--quick", action="store_true", help="2 seeds, 20,480 steps, 10,000 de-bias points")
+    p.add_argument("--ent-coef", type=float, default=None, help="entropy coefficient (default: the paper's 0.01)")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.debias_samples = 2, 20_480, 10_000
-    print(f"{args.env}: {args.seeds} seeds x {args.steps} steps, paper PPO settings; shared machine")
+    ent = "" if args.ent_coef is None else f", ent_coef {args.ent_coef}"
+    print(f"{args.env}: {args.seeds} seeds x {args.steps} steps, paper PPO settings{ent}")
     rows, curves = [], {}
     for variant in args.variants:
-        m, wall = run_variant(args.env, variant, args.steps, args.seeds, args.debias_samples)
+        m, wall = run_variant(args.env, variant, args.steps, args.seeds, args.debias_samples, args.ent_coef)
         ret, viol, steps = m["return"], m["violation_rate"], m["env_steps"][0]
         tail = max(1, ret.shape[1] // 10)
         final = ret[:, -tail:].mean(1)
@@ -79,6 +83,8 @@ def main(argv=None):
         print(f"| {variant} | {mu:.3f} +- {sd:.3f} | {v:.4f} | {vt:.4f} | {wall:.0f} |")
 
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    if args.ent_coef is not None:
+        args.out += f"_ent{args.ent_coef:g}"
     np.savez(args.out + f"_{args.env}.npz", **{f"{k}/{kk}": vv for k, v in curves.items() for kk, vv in v.items()})
     import matplotlib
 
