@@ -10,7 +10,7 @@ rollout (act: S candidates from the flow, oracle, rejection; env step) + loss + 
 chunks. Rows:
 
 - ``iar``: paper's flow (4 coupling layers, hidden 128, context 64, posterior Gaussian + 2
-  couplings), S = 64 candidates, N = 4 posterior samples, rejection term on all valid
+  couplings), S = 64 candidates (S_max = 128 drawn, the original's doubling), N = 4 posterior samples, rejection term on all valid
   candidates, calibration of the adaptive alpha (16 samples).
 - ``iar-subset8``: the same with the rejection term on a random subset of 8 valid
   candidates (``rejection_subset=8``; consistent, see ``iar_jax.rejection``).
@@ -109,11 +109,16 @@ def bench(name: str, iar_cfg: IARConfig, num_envs: int, chunk: int, repeats: int
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="64 and 256 envs, 2 timed chunks")
+    p.add_argument("--sizes", nargs="*", type=int, default=None, help="num_envs values (default 64 1024 4096)")
+    p.add_argument("--chunk", type=int, default=None, help="updates per timed chunk (default 4; quick 2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed chunks (default 3; quick 2)")
     args = p.parse_args(argv)
     if args.quick:
         envs, chunk, repeats = (64, 256), 2, 2
     else:
         envs, chunk, repeats = (64, 1024, 4096), 4, 3
+    envs = tuple(args.sizes or envs)
+    chunk, repeats = args.chunk or chunk, args.repeats or repeats
     iar = IARConfig(num_candidates=64, num_posterior_samples=4)
     rows_cfg = [("iar", iar), ("iar-subset8", iar.replace(rejection_subset=8)), ("mask", IARConfig(policy="mask"))]
 
@@ -130,7 +135,7 @@ def main(argv=None) -> int:
             print(f"  {name:12s} {n:5d} envs: {r['steps_per_s']:9.1f} steps/s (compile {r['compile_s']:.0f}s)", file=sys.stderr)
     load_after = os.getloadavg()
 
-    print(f"# IAR / MASK training throughput on ERA-v5 (A2C update, S=64, N=4)\n")
+    print(f"# IAR / MASK training throughput on ERA-v5 (A2C update, S=64 / S_max=128, N=4)\n")
     print(f"{platform.processor() or platform.machine()}, {cores} cores, {clock / 1e9:.2f} GHz, jax {jax.__version__}, "
           f"backend {jax.default_backend()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
           f"(shared machine)\n")
