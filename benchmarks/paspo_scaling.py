@@ -1,0 +1,104 @@
+"""Scaling study of PASPO in the number of entities (the paper's open question): training
+throughput and final return on ``PASPO-synth-N`` for N = 7, 20, 50, 100.
+
+    python benchmarks/paspo_scaling.py                         # N = 7 20 50 100, 2 seeds, 50k steps
+    python benchmarks/paspo_scaling.py --sizes 7 20 --seeds 5 --steps 150000
+
+For each N: the interval solver PASPO uses (the static fast path when its facet tables fit
+their budgets, else the batched dual simplex), full-training throughput (rollout + 10 PPO
+epochs, ``benchmarks/paspo_throughput.py``'s measurement) at 64 and ``--big`` envs, and a
+training run with the paper's PPO settings (64 envs x 8 steps, seeds vmapped in one
+program). Returns are put on a common scale with two references computed from the env's
+own reward MLP on uniform points of its polytope (``paspo_jax.polytope`` samplers):
+``uniform`` = the expected return of the uniform policy on the polytope, ``best`` = 2 x the
+mean over states of the best reward among those points (a lower bound on the optimum).
+``gap closed`` = (final - uniform) / (best - uniform).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import envs_jax  # noqa: E402
+from benchmarks.paspo_fidelity import run_variant  # noqa: E402
+from benchmarks.paspo_throughput import ours_env_steps_per_s  # noqa: E402
+from envs_jax.paspo_synth import NUM_STATES  # noqa: E402
+from paspo_jax.policy import static_polytope  # noqa: E402
+
+
+def reward_references(env_id: str, num_points: int, seed: int = 0):
+    """(uniform, best, path): expected 2-step return of the uniform policy on the polytope, the
+    best-of-``num_points`` return, and the interval solver PASPO uses for this env."""
+    env, params = envs_jax.make(env_id)
+    poly = static_polytope(env, params)
+    path = "fast path" if poly.fast is not None else "LP (dual simplex)"
+    # rejection: the random polytopes keep 14-16% of the simplex for every N (random_polytope)
+    points = jnp.asarray(poly.sample_uniform(jax.random.PRNGKey(seed), num_points, method="rejection"), jnp.float32)
+
+    def reward(s, a):
+        x = jnp.concatenate([jax.nn.one_hot(s, NUM_STATES), a])
+        h = jax.nn.relu(x @ params.W1 + params.b1)
+        h = jax.nn.relu(h @ params.W2 + params.b2)
+        return params.reward_scale * (h @ params.W3 + params.b3)[0]
+
+    r = jax.jit(jax.vmap(lambda s: jax.vmap(lambda a: reward(s, a))(points)))(jnp.arange(NUM_STATES))
+    r = np.asarray(r)  # (states, points)
+    steps = params.max_steps_in_episode
+    return steps * float(r.mean()), steps * float(r.max(axis=1).mean()), path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", nargs="*", type=int, default=[7, 20, 50, 100])
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--steps", type=int, default=51_200)
+    p.add_argument("--big", type=int, default=1024, help="the larger num_envs of the throughput column")
+    p.add_argument("--debias-samples", type=int, default=20_000)
+    p.add_argument("--ref-points", type=int, default=20_000)
+    p.add_argument("--skip-training", action="store_true")
+    args = p.parse_args(argv)
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; "
+          f"{args.seeds} seeds x {args.steps} steps per N; de-bias points {args.debias_samples}", flush=True)
+    rows = []
+    for n in args.sizes:
+        env_id = f"PASPO-synth-{n}"
+        t0 = time.perf_counter()
+        uniform, best, path = reward_references(env_id, args.ref_points)
+        print(f"{env_id}: intervals by {path}; uniform {uniform:.3f}, best-of-{args.ref_points} {best:.3f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        sps = {}
+        for envs in (64, args.big):
+            sps[envs] = ours_env_steps_per_s(env_id, envs, 1, args.debias_samples)[0]
+            print(f"  {envs:5d} envs: {sps[envs]:9.0f} env-steps/s", flush=True)
+        first = final = sd = viol = wall = float("nan")
+        if not args.skip_training:
+            m, wall = run_variant(env_id, "PASPO", args.steps, args.seeds, args.debias_samples)
+            ret = m["return"]
+            tail = max(1, ret.shape[1] // 10)
+            per_seed = ret[:, -tail:].mean(1)
+            first, final, sd = float(ret[:, :tail].mean()), float(per_seed.mean()), float(per_seed.std())
+            viol = float(m["violation_rate"].mean())
+            print(f"  trained: first 10% {first:.3f} -> last 10% {final:.3f} +- {sd:.3f}, violation rate "
+                  f"{viol:.4f}, {wall:.0f} s", flush=True)
+        rows.append((n, path, sps[64], sps[args.big], uniform, best, first, final, sd, viol, wall))
+    print()
+    print(f"| N | intervals | env-steps/s (64 envs) | env-steps/s ({args.big} envs) | uniform | best of "
+          f"{args.ref_points} | first 10% | final (last 10%) | gap closed | violation rate | train wall s |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, path, s64, sbig, uni, best, first, final, sd, viol, wall in rows:
+        gap = (final - uni) / (best - uni)
+        print(f"| {n} | {path} | {s64:,.0f} | {sbig:,.0f} | {uni:.3f} | {best:.3f} | {first:.3f} | "
+              f"{final:.3f} +- {sd:.3f} | {gap:.2f} | {viol:.4f} | {wall:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
