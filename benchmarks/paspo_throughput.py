@@ -60,12 +60,14 @@ def highs_ms_per_action(env_id: str, num_actions: int, seed: int = 0) -> float:
     return 1e3 * (time.perf_counter() - start) / num_actions
 
 
-def ours_env_steps_per_s(env_id: str, num_envs: int, updates: int, debias_samples: int, bounds: str = "auto"):
+def ours_env_steps_per_s(env_id: str, num_envs: int, updates: int, debias_samples: int, bounds: str = "auto",
+                         debias: bool = True):
     num_steps = max(8, 512 // num_envs)
     ppo = default_ppo_config(num_envs=num_envs, num_steps=num_steps, total_timesteps=num_envs * num_steps * (updates + 1))
     t0 = time.perf_counter()
-    trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(debias_samples=debias_samples, bounds=bounds)})
-    trainer.policy.debias_offsets()
+    trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(debias=debias, debias_samples=debias_samples, bounds=bounds)})
+    if debias:
+        trainer.policy.debias_offsets()
     t_build = time.perf_counter() - t0
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     run = jax.jit(trainer.run, static_argnums=1)
