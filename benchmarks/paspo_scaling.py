@@ -44,12 +44,7 @@ def reward_references(env_id: str, num_points: int, seed: int = 0):
     # rejection: the random polytopes keep 14-16% of the simplex for every N (random_polytope)
     points = jnp.asarray(poly.sample_uniform(jax.random.PRNGKey(seed), num_points, method="rejection"), jnp.float32)
 
-    def reward(s, a):
-        x = jnp.concatenate([jax.nn.one_hot(s, NUM_STATES), a])
-        h = jax.nn.relu(x @ params.W1 + params.b1)
-        h = jax.nn.relu(h @ params.W2 + params.b2)
-        return params.reward_scale * (h @ params.W3 + params.b3)[0]
-
+    reward = lambda s, a: env.reward(s, a, params)  # the env's own reward MLP
     r = jax.jit(jax.vmap(lambda s: jax.vmap(lambda a: reward(s, a))(points)))(jnp.arange(NUM_STATES))
     r = np.asarray(r)  # (states, points)
     steps = params.max_steps_in_episode
