@@ -56,7 +56,7 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="*", type=int, default=[7, 20, 50, 100])
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--steps", type=int, default=51_200)
-    p.add_argument("--big", type=int, default=1024, help="the larger num_envs of the throughput column")
+    p.add_argument("--big", type=int, default=1024, help="the larger num_envs of the throughput column (0: skip it)")
     p.add_argument("--debias-samples", type=int, default=20_000)
     p.add_argument("--ref-points", type=int, default=20_000)
     p.add_argument("--skip-training", action="store_true")
@@ -72,8 +72,8 @@ def main(argv=None):
         uniform, best, path = reward_references(env_id, args.ref_points)
         print(f"{env_id}: intervals by {path}; uniform {uniform:.3f}, best-of-{args.ref_points} {best:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        sps = {}
-        for envs in (64, args.big):
+        sps = {0: float("nan")}
+        for envs in (64, args.big) if args.big else (64,):
             sps[envs] = ours_env_steps_per_s(env_id, envs, 1, args.debias_samples,
                                              debias=not args.no_debias_throughput)[0]
             print(f"  {envs:5d} envs: {sps[envs]:9.0f} env-steps/s", flush=True)

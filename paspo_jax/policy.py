@@ -154,13 +154,16 @@ def static_polytope(env, env_params, fast_path="auto"):
         return polytope.Polytope(A, b, name=name, fast_path=False)
 
 
-def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None) -> Callable:
+def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None,
+                   lp_warm_start: bool = True) -> Callable:
     """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible)`` for the policy.
 
     ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
     ``(A, b)`` it is given (any constraints, state-dependent ones included), solved in the
     coordinates of the remaining mass (``rescale=True``: accurate for the late entries of
-    long chains in float32).
+    long chains in float32). With static constraints and ``lp_warm_start`` every LP starts
+    from the optimal basis of the same LP at the polytope's Chebyshev centre
+    (``lp.chain_warm_start``: same intervals, 2.6x fewer pivots on PASPO-synth-50 / -100).
     ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
     projections computed once, bounds = min/max over rows; static constraints only; error if
     it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
@@ -169,18 +172,23 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     if bounds not in ("auto", "lp", "fast"):
         raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
     general = lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True)
-    if bounds == "lp":
-        return general
-    if not has_static_constraints(env):
-        if bounds == "fast":
-            raise ValueError(f"bounds='fast' needs static constraints; {type(env).__name__} has state-dependent ones")
-        return general
-    if poly is None:
+    static = has_static_constraints(env)
+    if not static and bounds == "fast":
+        raise ValueError(f"bounds='fast' needs static constraints; {type(env).__name__} has state-dependent ones")
+    if static and bounds != "lp" and poly is None:
         poly = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
-    if poly.fast is None:
-        if bounds == "fast":
-            raise ValueError(f"bounds='fast': no static fast path for {poly!r}")
-        return general
+    if static and bounds == "fast" and poly.fast is None:
+        raise ValueError(f"bounds='fast': no static fast path for {poly!r}")
+    if not static or bounds == "lp" or poly.fast is None:
+        if not (static and lp_warm_start):
+            return general
+        A_env, b_env = (jnp.asarray(v, jnp.float32) for v in env.constraints(None, env_params))
+        if poly is None:
+            poly = static_polytope(env, env_params, fast_path=False)
+        warm = lp.chain_warm_start(A_env, b_env, jnp.asarray(poly.chebyshev_center()[0], jnp.float32),
+                                   maxiter=lp_maxiter)
+        return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True,
+                                                            warm=warm)
 
     def fast(A, b, prefix, i):
         del A, b  # static: the polytope's own precomputed facet tables
@@ -210,6 +218,8 @@ class PASPOPolicy(Policy):
       intervals: "stored" (reuse the sampling intervals in ``evaluate``) or "recompute".
       bounds: "auto", "lp" or "fast" (:func:`make_bounds_fn`).
       lp_maxiter: iteration cap of the general LP (None: its default).
+      lp_warm_start: static constraints on the LP path: start every interval LP from the
+        optimal basis at the polytope's Chebyshev centre (:func:`make_bounds_fn`).
     """
 
     def __init__(
@@ -232,6 +242,7 @@ class PASPOPolicy(Policy):
         intervals: str = "stored",
         bounds: str = "auto",
         lp_maxiter: int | None = None,
+        lp_warm_start: bool = True,
     ):
         n = getattr(env, "num_entities", None)
         if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
@@ -262,7 +273,8 @@ class PASPOPolicy(Policy):
         self.polytope = None
         if self.static and bounds != "lp":
             self.polytope = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
-        self.bounds_fn = make_bounds_fn(env, env_params, bounds, lp_maxiter, poly=self.polytope)
+        self.bounds_fn = make_bounds_fn(env, env_params, bounds, lp_maxiter, poly=self.polytope,
+                                        lp_warm_start=lp_warm_start)
         self.lp_maxiter = lp_maxiter
         self._offsets = None
 
@@ -300,7 +312,10 @@ class PASPOPolicy(Policy):
         poly = self.polytope if self.polytope is not None else polytope.Polytope(A, b, name="debias", fast_path=False)
         points = poly.sample_uniform(k_points, self.debias_samples, method=self.debias_method)
         points = jnp.asarray(points, jnp.float32)
-        lo, hi, feasible = poly.batch_bounds_chain(points)
+        if poly.fast is not None:
+            lo, hi, feasible = poly.batch_bounds_chain(points)
+        else:  # the policy's own LP path (warm-started for static constraints), in chunks
+            lo, hi, feasible = self._lp_chain_bounds(jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32), points)
 
         @jax.jit  # one program (op-by-op dispatch of the Newton fits took minutes for n = 50)
         def fit(points, lo, hi, feasible):
@@ -310,6 +325,18 @@ class PASPOPolicy(Policy):
             return debias_offsets(points, a_min, a_max, tol=self.degenerate_tol, eps=self.u_eps)
 
         return fit(points, lo, hi, feasible)
+
+    def _lp_chain_bounds(self, A, b, points, chunk: int = 64):
+        """Intervals of every entry of ``points`` (K, n) along its own prefix through
+        ``self.bounds_fn``: (lo, hi, feasible), each (K, n-1). Chunks of ``chunk`` points
+        bound the memory of the vmapped simplex states."""
+        idx = jnp.arange(self.n - 1)
+        chain = jax.jit(jax.vmap(lambda a: jax.vmap(lambda i: self.bounds_fn(A, b, a, i))(idx)))
+        K = points.shape[0]
+        pad = (-K) % chunk
+        padded = jnp.concatenate([points, jnp.broadcast_to(points[:1], (pad, self.n))]) if pad else points
+        parts = [chain(padded[k:k + chunk]) for k in range(0, K + pad, chunk)]
+        return tuple(jnp.concatenate(x)[:K] for x in zip(*parts))
 
     # -- pieces -------------------------------------------------------------------------
     def _encode(self, params, obs):

@@ -372,3 +372,47 @@ def test_rescaled_float32_bounds_stay_exact_when_little_mass_is_left():
         errors[rescale] = np.abs(np.stack([np.asarray(lo, np.float64), np.asarray(hi, np.float64)], 1) - ref).max()
     assert errors[True] < 1e-6, errors
     assert errors[True] < errors[False] / 3, errors
+
+
+def test_chain_warm_start_gives_the_same_intervals_with_fewer_pivots():
+    """``lp.chain_warm_start`` (bases of the Chebyshev centre's chain) against HiGHS on
+    PASPO-synth-20 prefixes of uniform points, for the centre's warm start and for one from
+    a far-off reference (a point near a vertex): the answer must not depend on the start,
+    and from the centre the dual simplex must need fewer pivots than from the box basis."""
+    import envs_jax
+    from paspo_jax import polytope
+
+    env, params = envs_jax.make("PASPO-synth-20")
+    A, b = env.exact_constraints
+    n = A.shape[1]
+    pts = uniform_points(A, b, 6, seed=3)
+    centre = polytope.Polytope(A, b, name="synth20", fast_path=False).chebyshev_center()[0]
+    c = np.zeros(n)
+    c[0] = -1.0
+    far = so.linprog(c, A_ub=A, b_ub=b, A_eq=np.ones((1, n)), b_eq=[1.0], bounds=[(0, 1)] * n, method="highs").x
+    far = 0.99 * far + 0.01 * centre
+    idx = np.arange(0, n - 1, 3)
+    P = jnp.asarray(np.repeat(pts, len(idx), 0), jnp.float32)
+    I = jnp.asarray(np.tile(idx, len(pts)), jnp.int32)
+    ref = np.array([highs_bounds(A, b, p.astype(np.float64), int(i)) for p, i in zip(np.asarray(P), np.asarray(I))])
+    assert np.all(np.isfinite(ref))
+    pivots = {}
+    for name, r in (("box", None), ("centre", centre), ("far", far)):
+        warm = None if r is None else lp.chain_warm_start(params.A, params.b, jnp.asarray(r, jnp.float32))
+        lo, hi, ok = jax.jit(jax.vmap(lambda p, i: lp.allocation_bounds(
+            params.A, params.b, p, i, rescale=True, warm=warm)))(P, I)
+        assert bool(jnp.all(ok)), name
+        err = np.abs(np.stack([np.asarray(lo, np.float64), np.asarray(hi, np.float64)], 1) - ref).max()
+        assert err < 2e-6, (name, err)
+        pivots[name] = float(jnp.mean(jax.vmap(lambda p, i: lp.allocation_lps(
+            params.A, params.b, p, i, warm=warm).nit)(P, I)))
+    assert pivots["centre"] < 0.7 * pivots["box"], pivots
+
+
+def test_chain_warm_start_rejects_wrong_shapes():
+    A = jnp.asarray(np.vstack([np.eye(3)[0], -np.eye(3)[1]]), jnp.float32)
+    b = jnp.asarray([0.8, -0.1], jnp.float32)
+    warm = lp.chain_warm_start(A, b, jnp.asarray([0.3, 0.4, 0.3], jnp.float32))
+    A4 = jnp.zeros((2, 4), jnp.float32)
+    with pytest.raises(ValueError, match="WarmStart.basis_min has shape"):
+        lp.allocation_bounds(A4, b, jnp.full((4,), 0.25), 0, warm=warm)
