@@ -34,11 +34,11 @@ VARIANTS = {
 }
 
 
-def run_variant(env_id, variant, steps, seeds, debias_samples, ent_coef=None):
+def run_variant(env_id, variant, steps, seeds, debias_samples, ent_coef=None, **paspo):
     ppo = default_ppo_config(total_timesteps=steps)
     if ent_coef is not None:
         ppo = ppo.replace(ent_coef=ent_coef)
-    kwargs = dict(VARIANTS[variant])
+    kwargs = dict(VARIANTS[variant], **paspo)
     if kwargs.get("method") == "paspo":
         kwargs.setdefault("debias_samples", debias_samples)
     trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(**kwargs)})

@@ -60,6 +60,7 @@ def main(argv=None):
     p.add_argument("--debias-samples", type=int, default=20_000)
     p.add_argument("--ref-points", type=int, default=20_000)
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--lp-warm-start", action="store_true", help="PASPOConfig.lp_warm_start (LP path only)")
     p.add_argument("--no-debias-throughput", action="store_true",
                    help="time the throughput without de-biasing (its one-off fit is slow on the LP path at N = 100)")
     args = p.parse_args(argv)
@@ -75,11 +76,13 @@ def main(argv=None):
         sps = {0: float("nan")}
         for envs in (64, args.big) if args.big else (64,):
             sps[envs] = ours_env_steps_per_s(env_id, envs, 1, args.debias_samples,
-                                             debias=not args.no_debias_throughput)[0]
+                                             debias=not args.no_debias_throughput,
+                                             lp_warm_start=args.lp_warm_start)[0]
             print(f"  {envs:5d} envs: {sps[envs]:9.0f} env-steps/s", flush=True)
         first = final = sd = viol = wall = float("nan")
         if not args.skip_training:
-            m, wall = run_variant(env_id, "PASPO", args.steps, args.seeds, args.debias_samples)
+            m, wall = run_variant(env_id, "PASPO", args.steps, args.seeds, args.debias_samples,
+                                  lp_warm_start=args.lp_warm_start)
             ret = m["return"]
             tail = max(1, ret.shape[1] // 10)
             per_seed = ret[:, -tail:].mean(1)

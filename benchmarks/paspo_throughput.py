@@ -61,11 +61,12 @@ def highs_ms_per_action(env_id: str, num_actions: int, seed: int = 0) -> float:
 
 
 def ours_env_steps_per_s(env_id: str, num_envs: int, updates: int, debias_samples: int, bounds: str = "auto",
-                         debias: bool = True):
+                         debias: bool = True, **paspo):
     num_steps = max(8, 512 // num_envs)
     ppo = default_ppo_config(num_envs=num_envs, num_steps=num_steps, total_timesteps=num_envs * num_steps * (updates + 1))
     t0 = time.perf_counter()
-    trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(debias=debias, debias_samples=debias_samples, bounds=bounds)})
+    trainer = build(env_id, {"ppo": ppo, "paspo": PASPOConfig(debias=debias, debias_samples=debias_samples, bounds=bounds,
+                                                                      **paspo)})
     if debias:
         trainer.policy.debias_offsets()
     t_build = time.perf_counter() - t0

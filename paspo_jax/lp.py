@@ -886,6 +886,16 @@ def batch_allocation_bounds(A, b, prefixes, i, *, maxiter=None, slots=2048, warm
       warm_start: number of reference prefixes (the batch mean and members spread
         over the batch); every LP starts from the optimal basis of the nearest
         one (shared A only; 0 = every LP from the box basis).
+
+    Known problem (jaxlib 0.10.2, CPU): for large problems this program can deadlock
+    (every thread idle inside ``block_until_ready``): PASPO-synth-50 with 6 or 9
+    references and PASPO-synth-100 with 2 or 4 hung in most of about a dozen tries
+    (XLA flags such as ``--xla_cpu_multi_thread_eigen=false`` did not cure it), while
+    the N = 50 / 9-reference script under jaxlib 0.9.2 finished both times it ran.
+    Smaller problems (the reference polytopes, synth-20, synth-50 with <= 5
+    references) finished. For long chains prefer ``jax.vmap`` of
+    :func:`allocation_bounds` with a :func:`chain_warm_start` (what the PASPO policy
+    and its de-bias fit use on the LP path).
     Returns:
       (a_min (B,), a_max (B,), feasible (B,)) as in :func:`allocation_bounds`.
     """

@@ -155,7 +155,7 @@ def static_polytope(env, env_params, fast_path="auto"):
 
 
 def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None,
-                   lp_warm_start: bool = True) -> Callable:
+                   lp_warm_start: bool = False) -> Callable:
     """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible)`` for the policy.
 
     ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
@@ -163,7 +163,11 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     coordinates of the remaining mass (``rescale=True``: accurate for the late entries of
     long chains in float32). With static constraints and ``lp_warm_start`` every LP starts
     from the optimal basis of the same LP at the polytope's Chebyshev centre
-    (``lp.chain_warm_start``: same intervals, 2.6x fewer pivots on PASPO-synth-50 / -100).
+    (``lp.chain_warm_start``: same intervals up to float32 round-off, 2.6x fewer pivots on
+    PASPO-synth-50 / -100). Off by default: a 51k-step PASPO-synth-50 run with it had 8.2% of
+    its actions violating ``A a <= b`` by more than 1e-6 (0.7% in an earlier 25.6k-step run
+    without it, with a float64 de-bias fit); the cause was not isolated
+    (``benchmarks/RESULTS_paspo.md``).
     ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
     projections computed once, bounds = min/max over rows; static constraints only; error if
     it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
@@ -242,7 +246,7 @@ class PASPOPolicy(Policy):
         intervals: str = "stored",
         bounds: str = "auto",
         lp_maxiter: int | None = None,
-        lp_warm_start: bool = True,
+        lp_warm_start: bool = False,
     ):
         n = getattr(env, "num_entities", None)
         if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
