@@ -746,16 +746,13 @@ def chain_warm_start(A, b, reference, *, maxiter: int | None = None, max_cond: f
     _check_allocation_inputs(A, b, reference)
     m, n = A.shape
     maxiter = _default_maxiter(m, n) if maxiter is None else maxiter
-    bases, W = _chain_reference_bases(A, b, reference, jnp.int32(maxiter))
-    bases, W = np.asarray(bases), np.asarray(W, np.float64)
-    box = np.stack([np.stack(_box_bases(m, n, i)) for i in range(n - 1)])  # (n-1, 2, n)
-    out_b = np.empty_like(box)
-    out_inv = np.empty((n - 1, 2, n, n))
-    for i in range(n - 1):
-        for s in range(2):
-            B = W[bases[i, s]]
-            basis = bases[i, s] if np.all(np.isfinite(B)) and np.linalg.cond(B) <= max_cond else box[i, s]
-            out_b[i, s], out_inv[i, s] = basis, np.linalg.inv(W[basis])
+    bases, box, B, B_box = jax.tree.map(np.asarray, _chain_reference_bases(A, b, reference, jnp.int32(maxiter)))
+    B, B_box = B.astype(np.float64), B_box.astype(np.float64)
+    # Ill-conditioned (or non-finite) reference bases fall back to the box basis.
+    ok = np.all(np.isfinite(B), axis=(-2, -1))
+    ok[ok] = np.linalg.cond(B[ok]) <= max_cond
+    out_b = np.where(ok[..., None], bases, box)
+    out_inv = np.linalg.inv(np.where(ok[..., None, None], B, B_box))
     cast = lambda x: jnp.asarray(x, dtype)
     return WarmStart(jnp.asarray(out_b[:, 0], jnp.int32), cast(out_inv[:, 0]),
                      jnp.asarray(out_b[:, 1], jnp.int32), cast(out_inv[:, 1]))
@@ -763,7 +760,8 @@ def chain_warm_start(A, b, reference, *, maxiter: int | None = None, max_cond: f
 
 @jax.jit
 def _chain_reference_bases(A, b, reference, maxiter):
-    """Final bases (n-1, 2, n) of min/max a_i at ``reference_<i`` (box start), and all rows W."""
+    """Final bases (n-1, 2, n) of min/max a_i at ``reference_<i`` (box start), the box bases, and
+    the rows of both (n-1, 2, n, n)."""
     dtype = A.dtype
     m, n = A.shape
     tol = _tolerances(dtype)
@@ -772,14 +770,12 @@ def _chain_reference_bases(A, b, reference, maxiter):
     def one(i):
         rows = _allocation_rows(G, g, E, e, reference, i)
         e_i = (jnp.arange(n) == i).astype(dtype)
-        st = jax.vmap(lambda c, basis0: _dual_simplex(rows, c, basis0, maxiter, tol))(
-            jnp.stack([e_i, -e_i]), jnp.stack(_box_bases(m, n, i)))
-        return st.basis
+        box = jnp.stack(_box_bases(m, n, i))
+        st = jax.vmap(lambda c, basis0: _dual_simplex(rows, c, basis0, maxiter, tol))(jnp.stack([e_i, -e_i]), box)
+        rows_of = jax.vmap(lambda basis: rows.basis_rows(basis)[0])
+        return st.basis, box, rows_of(st.basis), rows_of(box)
 
-    rows = _allocation_rows(G, g, E, e, reference, 0)
-    eye = jnp.eye(n, dtype=dtype)
-    W = jnp.concatenate([rows.G, eye, -eye, rows.E, -rows.E])
-    return jax.vmap(one)(jnp.arange(n - 1)), W
+    return jax.vmap(one)(jnp.arange(n - 1))
 
 
 # ----------------------------------------------------------------------------------

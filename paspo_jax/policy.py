@@ -175,7 +175,6 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     """
     if bounds not in ("auto", "lp", "fast"):
         raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
-    general = lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True)
     static = has_static_constraints(env)
     if not static and bounds == "fast":
         raise ValueError(f"bounds='fast' needs static constraints; {type(env).__name__} has state-dependent ones")
@@ -183,22 +182,20 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
         poly = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
     if static and bounds == "fast" and poly.fast is None:
         raise ValueError(f"bounds='fast': no static fast path for {poly!r}")
-    if not static or bounds == "lp" or poly.fast is None:
-        if not (static and lp_warm_start):
-            return general
+    if static and bounds != "lp" and poly.fast is not None:
+        def fast(A, b, prefix, i):
+            del A, b  # static: the polytope's own precomputed facet tables
+            return poly.bounds(prefix, i)
+
+        return fast
+    warm = None
+    if static and lp_warm_start:
         A_env, b_env = (jnp.asarray(v, jnp.float32) for v in env.constraints(None, env_params))
         if poly is None:
             poly = static_polytope(env, env_params, fast_path=False)
         warm = lp.chain_warm_start(A_env, b_env, jnp.asarray(poly.chebyshev_center()[0], jnp.float32),
                                    maxiter=lp_maxiter)
-        return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True,
-                                                            warm=warm)
-
-    def fast(A, b, prefix, i):
-        del A, b  # static: the polytope's own precomputed facet tables
-        return poly.bounds(prefix, i)
-
-    return fast
+    return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True, warm=warm)
 
 
 class PASPOPolicy(Policy):
