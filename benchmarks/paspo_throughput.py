@@ -100,7 +100,7 @@ def main(argv=None):
     highs_actions = 5 if args.quick else 30
     debias_samples = args.debias_samples or (5000 if args.quick else 100_000)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; "
-          f"timed updates per size: {updates}; interval bounds: {args.bounds}; note: shared machine, other jobs were running")
+          f"timed updates per size: {updates}; interval bounds: {args.bounds}; load average at start {os.getloadavg()[0]:.2f}")
     rows = []
     for env_id in args.envs:
         ms = highs_ms_per_action(env_id, highs_actions)
@@ -109,6 +109,7 @@ def main(argv=None):
             rows.append((env_id, n, batch, sps, t_compile, t_build, viol, ms))
             print(f"  {env_id:20s} envs {n:5d}: {sps:10.0f} env-steps/s (batch {batch}, compile {t_compile:.0f} s, "
                   f"build+debias {t_build:.0f} s, violation rate {viol:.2g}); HiGHS {ms:.1f} ms/action", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (1 min)")
     print()
     print("| env | envs | batch | ours: env-steps/s (rollout + 10 epochs) | original LPs: ms/action (HiGHS, serial) "
           "| original ceiling: actions/s (sampling LPs only) | ours / ceiling | violation rate |")

@@ -27,8 +27,11 @@ condition ``c + W_B^T lam = 0, lam >= 0``:
 
 Equality rows are stored as a pair ``(+w, -w)`` whose multiplier is free: once in
 the basis they never leave.  Answers are vertices, so they are exact up to rounding
-(no first-order tolerance): ``x`` is recomputed from the final basis with one step of
-iterative refinement.
+(no first-order tolerance): at the optimal basis the inverse is refactorised, the vertex
+recomputed (one step of iterative refinement) and priced again, pivoting on if a row is
+now violated (the rank-one-updated inverse drifts: on PASPO-synth-50 in float32 its
+"optimal" vertices violated rows by up to 1e-5 before this step; it costs 13-28% of the
+LP time); the returned ``x`` is then solved from the final basis by LU.
 
 Under ``jax.vmap`` a ``lax.while_loop`` runs until the slowest problem in the batch
 has finished (finished ones are masked); the dual simplex from the box start needs
@@ -255,16 +258,25 @@ def _vertex(rows: _Rows, basis, status, x):
     return jnp.where(status == 0, jnp.linalg.solve(B, hB), x)
 
 
-def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None) -> _Simplex:
+def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None, refactor: bool = True) -> _Simplex:
     """Dual simplex on ``min c^T x s.t. W x <= h`` (``rows``) from a dual feasible basis.
 
     c: (n,); basis0: (n,) int32 row indices whose multipliers ``-B^{-T} c`` are
-    >= 0 on non-free rows; Binv0: B^{-1} if known.  Vmappable (a vmapped while
-    loop runs until the slowest problem is done; see :func:`_solve_queue`).
+    >= 0 on non-free rows; Binv0: B^{-1} if known; refactor: re-price the optimal
+    basis's refactorised vertex and go on if needed (module docstring).  Vmappable (a
+    vmapped while loop runs until the slowest problem is done; see :func:`_solve_queue`).
     Status on exit: 0 optimal, 1 iteration limit, 2 infeasible.
     """
     s0 = _start(rows, c, basis0, Binv0, maxiter)
-    out = jax.lax.while_loop(lambda s: s.status == _RUNNING, lambda s: _pivot(rows, s, maxiter, tol), s0)
+    loop = lambda s: jax.lax.while_loop(lambda s: s.status == _RUNNING, lambda s: _pivot(rows, s, maxiter, tol), s)
+    out = loop(s0)
+    if refactor:
+        # Refactorise at the optimal basis and go on pivoting from the exact vertex: the
+        # rank-one-updated inverse drifts, and its vertex can look feasible where the
+        # LU-solved one violates a row (float32, long chains: PASPO-synth-50's vertices
+        # violated rows by 1e-5 without this). One pricing pass when nothing is violated.
+        fresh = _start(rows, c, out.basis, None, maxiter - out.nit)
+        out = loop(fresh._replace(status=jnp.where(out.status == 0, fresh.status, out.status), nit=out.nit + fresh.nit))
     return out._replace(x=_vertex(rows, out.basis, out.status, out.x))
 
 
@@ -591,16 +603,21 @@ def _dtype_of(*xs):
     return jnp.result_type(*[jnp.asarray(x).dtype for x in xs], jnp.float32)
 
 
-def allocation_lps(A, b, prefix, i, *, maxiter: int | None = None, warm: "WarmStart | None" = None) -> AllocationLPs:
+def allocation_lps(A, b, prefix, i, *, maxiter: int | None = None, warm: "WarmStart | None" = None,
+                   rescale: bool = False) -> AllocationLPs:
     """Both LPs of PASPO Eq. 3 for entity ``i``, with diagnostics (:class:`AllocationLPs`).
 
     A: (m, n), b: (m,), prefix: (n,) (entries ``>= i`` ignored), i: int scalar
     (may be traced).  The fixed entries ``a_j = prefix_j`` are bound rows with free
     multipliers, so every problem has the same shape whatever ``i`` is.  Each LP
     starts from the box basis (:func:`_box_bases`), or from ``warm`` (a
-    :class:`WarmStart` of the same ``A``, from :func:`chain_warm_start`).  Vmappable
-    over all arguments.
+    :class:`WarmStart` of the same ``A``, from :func:`chain_warm_start`).  ``rescale``:
+    solve in the coordinates of the remaining mass (:func:`allocation_bounds`); the
+    interval and the vertices ``x_min``, ``x_max`` are returned in allocation
+    coordinates either way.  Vmappable over all arguments.
     """
+    if rescale:
+        return _allocation_lps_rescaled(A, b, prefix, i, maxiter, warm)
     dtype = _dtype_of(A, b, prefix)
     A, b, prefix = (jnp.asarray(v, dtype) for v in (A, b, prefix))
     _check_allocation_inputs(A, b, prefix, i)
@@ -635,7 +652,7 @@ def _allocation_lps(A, b, prefix, i, maxiter, warm=None) -> AllocationLPs:
 
 
 def allocation_bounds(A, b, prefix, i, *, maxiter: int | None = None, rescale: bool = False,
-                      warm: "WarmStart | None" = None):
+                      warm: "WarmStart | None" = None, vertices: bool = False):
     """Feasible interval of entity ``i`` given the earlier entries (PASPO Eq. 3).
 
     ``a_min = min a_i`` and ``a_max = max a_i`` over
@@ -664,14 +681,18 @@ def allocation_bounds(A, b, prefix, i, *, maxiter: int | None = None, rescale: b
     ``warm``: a :class:`WarmStart` for this ``A`` (:func:`chain_warm_start`): both LPs
     start from optimal bases of a reference allocation instead of the box basis (same
     answers; far fewer pivots for prefixes near the reference, see that function).
+
+    ``vertices=True`` also returns the two optimal allocations ``(x_min, x_max)``, each (n,):
+    feasible points with the prefix fixed and ``a_i`` at ``a_min`` / ``a_max``, so every
+    convex combination of them is a feasible completion of the prefix (PASPO's policy uses
+    this to stay feasible where the LPs of later entries fail numerically).
     """
-    if rescale:
-        return _allocation_bounds_rescaled(A, b, prefix, i, maxiter, warm)
-    r = allocation_lps(A, b, prefix, i, maxiter=maxiter, warm=warm)
-    return r.a_min, r.a_max, (r.status_min == 0) & (r.status_max == 0)
+    r = allocation_lps(A, b, prefix, i, maxiter=maxiter, warm=warm, rescale=rescale)
+    out = (r.a_min, r.a_max, (r.status_min == 0) & (r.status_max == 0))
+    return out + (r.x_min, r.x_max) if vertices else out
 
 
-def _allocation_bounds_rescaled(A, b, prefix, i, maxiter, warm=None):
+def _allocation_lps_rescaled(A, b, prefix, i, maxiter, warm=None) -> AllocationLPs:
     dtype = _dtype_of(A, b, prefix)
     A, b, prefix = (jnp.asarray(v, dtype) for v in (A, b, prefix))
     n = A.shape[-1]
@@ -680,10 +701,12 @@ def _allocation_bounds_rescaled(A, b, prefix, i, maxiter, warm=None):
     empty = mass <= 1e-7
     scale = jnp.where(empty, 1.0, mass)
     lps = allocation_lps(A, (b - A @ fixed) / scale, jnp.zeros_like(prefix), i, maxiter=maxiter, warm=warm)
-    feasible = ((lps.status_min == 0) & (lps.status_max == 0)) | empty
-    a_min = jnp.where(empty, 0.0, scale * lps.a_min)
-    a_max = jnp.where(empty, 0.0, scale * lps.a_max)
-    return a_min, a_max, feasible
+    to_a = lambda y: jnp.where(empty, fixed, fixed + scale * y)
+    ok = lambda status: jnp.where(empty, 0, status).astype(status.dtype)
+    return AllocationLPs(
+        a_min=jnp.where(empty, 0.0, scale * lps.a_min), a_max=jnp.where(empty, 0.0, scale * lps.a_max),
+        x_min=to_a(lps.x_min), x_max=to_a(lps.x_max), status_min=ok(lps.status_min), status_max=ok(lps.status_max),
+        nit=lps.nit)
 
 
 def allocation_bounds_chain(A, b, a, *, maxiter: int | None = None):

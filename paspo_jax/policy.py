@@ -23,7 +23,9 @@ stored action):
 - Degenerate interval: width ``a_max_i - a_min_i < degenerate_tol`` (1e-4 as the original):
   the entry is fixed at the interval's midpoint and contributes 0 to log-prob and entropy.
   An interval the LP reports infeasible (only possible through round-off) is treated as
-  degenerate at the remaining mass's lower end and counted in ``policy/infeasible``.
+  degenerate and counted in ``policy/infeasible``: on the fast path at the remaining mass's
+  lower end; on the LP path the entry and all later ones take the values of a feasible
+  completion of the prefix kept along the chain (below).
 - Beta samples that round to 0 or 1 (distrax's ``log(u)`` is -inf there): the position
   ``u_i = (a_i - a_min_i) / (a_max_i - a_min_i)`` is clipped into ``[u_eps, 1 - u_eps]``,
   both when sampling (the executed entry uses the clipped ``u``) and when scoring (``u`` is
@@ -36,12 +38,15 @@ stored action):
   polytopes (synth7): a sample beyond the true bound makes the rest of the chain infeasible.
   The shrunk intervals are the ones stored and scored, so log-probs stay consistent.
 - LP path (no static fast path: state-dependent constraints, or large random polytopes such
-  as ``PASPO-synth-50``): float32 dual simplex in remaining-mass coordinates. Its bounds are
-  accurate to ~1e-7, which is enough while the chain's slices stay wider than that. A chain
-  that drives the later slices to widths of ~1e-8 (measured: ``PASPO-synth-50`` without
-  de-biasing, where Beta(1, 1) heads break the stick) cannot be followed in float32: an LP
-  then finds its prefix infeasible (counted in ``policy/infeasible``) and the action can
-  violate ``A a <= b``. With de-biasing (the default) we measured no violation there.
+  as ``PASPO-synth-50``): float32 dual simplex in remaining-mass coordinates, bounds
+  accurate to ~1e-7. A chain can drive the later slices of the polytope below that width
+  (``PASPO-synth-50`` with Beta(1, 1) heads: median width 1e-8 by entry 20, 1e-18 by entry
+  40 even in float64), and an LP then finds its prefix infeasible. The chain therefore
+  carries a feasible completion of its prefix, the point between the last LPs' two optimal
+  vertices at the sampled entry, and from the first failed entry on the action is that
+  completion (degenerate entries; ``_chain``). Measured on 256 such actions: violations
+  <= 1.2e-6 at N = 50 (92% of them violated, by up to 0.2, when failed entries were set to
+  0); up to 4e-6 at N = 100 with Betas pushed to the interval ends (ill-conditioned bases).
 
 Intervals in ``evaluate``. The intervals depend only on the action's own prefix and on the
 constraints, never on the network parameters, so the ones computed while sampling are the
@@ -156,7 +161,7 @@ def static_polytope(env, env_params, fast_path="auto"):
 
 def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None,
                    lp_warm_start: bool = False) -> Callable:
-    """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible)`` for the policy.
+    """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible[, x_min, x_max])`` for the policy.
 
     ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
     ``(A, b)`` it is given (any constraints, state-dependent ones included), solved in the
@@ -167,7 +172,8 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     PASPO-synth-50 / -100). Off by default: a 51k-step PASPO-synth-50 run with it had 8.2% of
     its actions violating ``A a <= b`` by more than 1e-6 (0.7% in an earlier 25.6k-step run
     without it, with a float64 de-bias fit); the cause was not isolated
-    (``benchmarks/RESULTS_paspo.md``).
+    (``benchmarks/RESULTS_paspo.md``). The LP path also returns the two optimal vertices
+    ``x_min, x_max`` (n,) (``vertices=True``), which the policy keeps as a feasible completion.
     ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
     projections computed once, bounds = min/max over rows; static constraints only; error if
     it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
@@ -195,7 +201,8 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
             poly = static_polytope(env, env_params, fast_path=False)
         warm = lp.chain_warm_start(A_env, b_env, jnp.asarray(poly.chebyshev_center()[0], jnp.float32),
                                    maxiter=lp_maxiter)
-    return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True, warm=warm)
+    return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True, warm=warm,
+                                                        vertices=True)
 
 
 class PASPOPolicy(Policy):
@@ -276,6 +283,7 @@ class PASPOPolicy(Policy):
             self.polytope = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
         self.bounds_fn = make_bounds_fn(env, env_params, bounds, lp_maxiter, poly=self.polytope,
                                         lp_warm_start=lp_warm_start)
+        self.lp_path = self.polytope is None or self.polytope.fast is None  # else the static fast path
         self.lp_maxiter = lp_maxiter
         self._offsets = None
 
@@ -332,7 +340,7 @@ class PASPOPolicy(Policy):
         ``self.bounds_fn``: (lo, hi, feasible), each (K, n-1). Chunks of ``chunk`` points
         bound the memory of the vmapped simplex states."""
         idx = jnp.arange(self.n - 1)
-        chain = jax.jit(jax.vmap(lambda a: jax.vmap(lambda i: self.bounds_fn(A, b, a, i))(idx)))
+        chain = jax.jit(jax.vmap(lambda a: jax.vmap(lambda i: self.bounds_fn(A, b, a, i)[:3])(idx)))
         K = points.shape[0]
         pad = (-K) % chunk
         padded = jnp.concatenate([points, jnp.broadcast_to(points[:1], (pad, self.n))]) if pad else points
@@ -386,7 +394,9 @@ class PASPOPolicy(Policy):
         """Intervals of all entries of ``a`` along its own prefix: (a_min, a_max), each (n-1,),
         cleaned exactly as in sampling."""
         idx = jnp.arange(self.n - 1)
-        lo, hi, feasible = jax.vmap(lambda i: self.bounds_fn(A, b, a, i))(idx)
+        lo, hi, feasible = jax.vmap(lambda i: self.bounds_fn(A, b, a, i)[:3])(idx)
+        if self.lp_path:  # as in sampling: degenerate from the first failed entry on
+            feasible = jnp.cumsum(~feasible) == 0
         remaining = 1.0 - jnp.cumsum(jnp.concatenate([jnp.zeros((1,), a.dtype), a[: self.n - 2]]))
         return self._interval(lo, hi, feasible, remaining)
 
@@ -395,17 +405,34 @@ class PASPOPolicy(Policy):
         return jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
 
     def _chain(self, params, key, obs, env_state, env_params, mode: str):
-        """Sample (``mode="sample"``) or take the mode (``"greedy"``) along the chain."""
+        """Sample (``mode="sample"``) or take the mode (``"greedy"``) along the chain.
+
+        On the LP path the chain also carries ``c`` (n,), a feasible completion of the
+        prefix: after entry ``i`` it is the point between the LP's two optimal vertices
+        ``x_min``, ``x_max`` (both feasible, prefix fixed, ``a_i`` at the interval's ends) with
+        ``c_i = a_i``. In high dimension the remaining slice of the polytope shrinks
+        geometrically along the chain, below float32 (and float64) resolution: on
+        PASPO-synth-50 with Beta(1, 1) heads the median interval width is 1e-8 by entry 20,
+        and the LPs of a later entry can then fail. From the first failed entry on, the
+        rest of the allocation is ``c`` (those entries are degenerate: log-prob and entropy
+        0, stored interval ``[c_i, c_i]``, counted in the ``infeasible`` metric), so the action
+        stays feasible up to the vertices' round-off. (Before, such entries were set to 0
+        and the last entry took the rest: 92% of those Beta(1, 1) actions at N = 50
+        violated ``A a <= b``, by up to 0.2.)
+        """
         A, b = self.env.constraints(env_state, env_params)
         A, b = jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
         enc = self._encode(params, obs)
         n = self.n
 
         def step(carry, xs):
-            a, remaining = carry
+            a, remaining, c, stuck = carry
             i, head_params, k = xs
-            lo, hi, feasible = self.bounds_fn(A, b, a, i)
-            lo, hi = self._interval(lo, hi, feasible, remaining)
+            lo_raw, hi_raw, feasible, *vertices = self.bounds_fn(A, b, a, i)
+            if vertices:
+                stuck = stuck | ~feasible
+                feasible = ~stuck
+            lo, hi = self._interval(lo_raw, hi_raw, feasible, remaining)
             alpha, beta = self._concentrations(self.head.apply(head_params, self._head_input(enc, a, i)))
             base = distrax.Beta(alpha, beta)
             if mode == "sample":
@@ -417,13 +444,21 @@ class PASPOPolicy(Policy):
             x = distrax.ScalarAffine(shift=lo, scale=hi - lo).forward(u)
             x = jnp.where(degenerate, 0.5 * (lo + hi), x)
             x = jnp.clip(x, lo, hi)
+            if vertices:  # LP path: the feasible completion from the first failed entry on (docstring)
+                x_min, x_max = vertices
+                width = hi_raw - lo_raw
+                t = jnp.clip(jnp.where(width > 0, (x - lo_raw) / width, 0.5), 0.0, 1.0)
+                c = jnp.where(feasible, x_min + t * (x_max - x_min), c)
+                x = jnp.where(feasible, x, jnp.clip(c[i], 0.0, jnp.maximum(remaining, 0.0)))
+                lo, hi = jnp.where(feasible, lo, x), jnp.where(feasible, hi, x)
             log_prob, entropy = self._entry_log_prob_entropy(alpha, beta, lo, hi, x)
             a = a.at[i].set(x)
-            return (a, remaining - x), (lo, hi, log_prob, entropy, degenerate, ~feasible)
+            return (a, remaining - x, c, stuck), (lo, hi, log_prob, entropy, degenerate, ~feasible)
 
         xs = (jnp.arange(n - 1), params["heads"], jax.random.split(key, n - 1))
-        (a, remaining), (lo, hi, log_prob, entropy, degenerate, infeasible) = jax.lax.scan(
-            step, (jnp.zeros((n,), jnp.float32), jnp.ones((), jnp.float32)), xs
+        c0 = jnp.zeros((n,), jnp.float32).at[n - 1].set(1.0)  # used only if the first LPs fail
+        (a, remaining, _, _), (lo, hi, log_prob, entropy, degenerate, infeasible) = jax.lax.scan(
+            step, (jnp.zeros((n,), jnp.float32), jnp.ones((), jnp.float32), c0, jnp.zeros((), bool)), xs
         )
         a = a.at[n - 1].set(jnp.maximum(1.0 - jnp.sum(a[: n - 1]), 0.0))
         return a, lo, hi, log_prob.sum(), entropy.sum(), degenerate, infeasible
