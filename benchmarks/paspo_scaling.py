@@ -60,7 +60,8 @@ def main(argv=None):
     p.add_argument("--debias-samples", type=int, default=20_000)
     p.add_argument("--ref-points", type=int, default=20_000)
     p.add_argument("--skip-training", action="store_true")
-    p.add_argument("--lp-warm-start", action="store_true", help="PASPOConfig.lp_warm_start (LP path only)")
+    p.add_argument("--lp-warm-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="PASPOConfig.lp_warm_start (LP path only; on by default)")
     p.add_argument("--no-debias-throughput", action="store_true",
                    help="time the throughput without de-biasing (its one-off fit is slow on the LP path at N = 100)")
     args = p.parse_args(argv)

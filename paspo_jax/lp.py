@@ -27,11 +27,12 @@ condition ``c + W_B^T lam = 0, lam >= 0``:
 
 Equality rows are stored as a pair ``(+w, -w)`` whose multiplier is free: once in
 the basis they never leave.  Answers are vertices, so they are exact up to rounding
-(no first-order tolerance): at the optimal basis the inverse is refactorised, the vertex
-recomputed (one step of iterative refinement) and priced again, pivoting on if a row is
-now violated (the rank-one-updated inverse drifts: on PASPO-synth-50 in float32 its
-"optimal" vertices violated rows by up to 1e-5 before this step; it costs 13-28% of the
-LP time); the returned ``x`` is then solved from the final basis by LU.
+(no first-order tolerance): at the optimal basis the inverse is refined by one
+Newton-Schulz step ``B^-1 <- B^-1 (2 I - B B^-1)`` (matrix products, cheaper under vmap than a
+batched LU), the vertex recomputed with one step of iterative refinement and priced
+again, pivoting on if a row is now violated (the rank-one-updated inverse drifts: on
+PASPO-synth-50 in float32 its "optimal" vertices violated rows by up to 1e-5 without this
+step); the returned ``x`` is that refined vertex of the final basis.
 
 Under ``jax.vmap`` a ``lax.while_loop`` runs until the slowest problem in the batch
 has finished (finished ones are masked); the dual simplex from the box start needs
@@ -258,25 +259,33 @@ def _vertex(rows: _Rows, basis, status, x):
     return jnp.where(status == 0, jnp.linalg.solve(B, hB), x)
 
 
-def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None, refactor: bool = True) -> _Simplex:
+def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None, refine: bool = True) -> _Simplex:
     """Dual simplex on ``min c^T x s.t. W x <= h`` (``rows``) from a dual feasible basis.
 
     c: (n,); basis0: (n,) int32 row indices whose multipliers ``-B^{-T} c`` are
-    >= 0 on non-free rows; Binv0: B^{-1} if known; refactor: re-price the optimal
-    basis's refactorised vertex and go on if needed (module docstring).  Vmappable (a
+    >= 0 on non-free rows; Binv0: B^{-1} if known; refine: refine the inverse at the
+    optimal basis, re-price its vertex and go on if needed (module docstring; False: the
+    vertex of the first optimal basis, solved by LU).  Vmappable (a
     vmapped while loop runs until the slowest problem is done; see :func:`_solve_queue`).
     Status on exit: 0 optimal, 1 iteration limit, 2 infeasible.
     """
     s0 = _start(rows, c, basis0, Binv0, maxiter)
     loop = lambda s: jax.lax.while_loop(lambda s: s.status == _RUNNING, lambda s: _pivot(rows, s, maxiter, tol), s)
     out = loop(s0)
-    if refactor:
-        # Refactorise at the optimal basis and go on pivoting from the exact vertex: the
-        # rank-one-updated inverse drifts, and its vertex can look feasible where the
-        # LU-solved one violates a row (float32, long chains: PASPO-synth-50's vertices
-        # violated rows by 1e-5 without this). One pricing pass when nothing is violated.
-        fresh = _start(rows, c, out.basis, None, maxiter - out.nit)
+    if refine:
+        # Refine the inverse at the optimal basis and go on pivoting from the refined
+        # vertex: the rank-one-updated inverse drifts, and its vertex can look feasible
+        # where the LU-solved one violates a row (float32, long chains: PASPO-synth-50's
+        # vertices violated rows by 1e-5 without this). One pricing pass when nothing is
+        # violated.
+        B = rows.basis_rows(out.basis)[0]
+        eye = jnp.eye(B.shape[0], dtype=B.dtype)
+        Binv = out.Binv @ (2.0 * eye - B @ out.Binv)  # a Newton-Schulz step (matmuls, not a batched LU)
+        fresh = _start(rows, c, out.basis, Binv, maxiter - out.nit)
         out = loop(fresh._replace(status=jnp.where(out.status == 0, fresh.status, out.status), nit=out.nit + fresh.nit))
+        B, hB, _ = rows.basis_rows(out.basis)
+        x = out.Binv @ hB
+        return out._replace(x=jnp.where(out.status == 0, x + out.Binv @ (hB - B @ x), out.x))
     return out._replace(x=_vertex(rows, out.basis, out.status, out.x))
 
 

@@ -44,9 +44,10 @@ stored action):
   40 even in float64), and an LP then finds its prefix infeasible. The chain therefore
   carries a feasible completion of its prefix, the point between the last LPs' two optimal
   vertices at the sampled entry, and from the first failed entry on the action is that
-  completion (degenerate entries; ``_chain``). Measured on 256 such actions: violations
-  <= 1.2e-6 at N = 50 (92% of them violated, by up to 0.2, when failed entries were set to
-  0); up to 4e-6 at N = 100 with Betas pushed to the interval ends (ill-conditioned bases).
+  completion (degenerate entries; ``_chain``). Measured with heads at Beta(1, 1) and pushed
+  to the interval ends (256 actions at N = 50, 64 at N = 100, per setting): every action
+  within 8.5e-7 of ``A a <= b``; when failed entries were set to 0, 92% of the Beta(1, 1)
+  actions at N = 50 violated it, by up to 0.2.
 
 Intervals in ``evaluate``. The intervals depend only on the action's own prefix and on the
 constraints, never on the network parameters, so the ones computed while sampling are the
@@ -160,7 +161,7 @@ def static_polytope(env, env_params, fast_path="auto"):
 
 
 def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None,
-                   lp_warm_start: bool = False) -> Callable:
+                   lp_warm_start: bool = True) -> Callable:
     """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible[, x_min, x_max])`` for the policy.
 
     ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
@@ -169,10 +170,10 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
     long chains in float32). With static constraints and ``lp_warm_start`` every LP starts
     from the optimal basis of the same LP at the polytope's Chebyshev centre
     (``lp.chain_warm_start``: same intervals up to float32 round-off, 2.6x fewer pivots on
-    PASPO-synth-50 / -100). Off by default: a 51k-step PASPO-synth-50 run with it had 8.2% of
-    its actions violating ``A a <= b`` by more than 1e-6 (0.7% in an earlier 25.6k-step run
-    without it, with a float64 de-bias fit); the cause was not isolated
-    (``benchmarks/RESULTS_paspo.md``). The LP path also returns the two optimal vertices
+    PASPO-synth-50 / -100; full training on PASPO-synth-50 2.2x faster). On by default since
+    the policy's feasible completion and the LP's refined vertices (session 5) made long
+    chains feasible: a 51k-step PASPO-synth-50 run with it had no violating action (8.2%
+    before those fixes; ``benchmarks/RESULTS_paspo.md``). The LP path also returns the two optimal vertices
     ``x_min, x_max`` (n,) (``vertices=True``), which the policy keeps as a feasible completion.
     ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
     projections computed once, bounds = min/max over rows; static constraints only; error if
@@ -227,7 +228,7 @@ class PASPOPolicy(Policy):
       bounds: "auto", "lp" or "fast" (:func:`make_bounds_fn`).
       lp_maxiter: iteration cap of the general LP (None: its default).
       lp_warm_start: static constraints on the LP path: start every interval LP from the
-        optimal basis at the polytope's Chebyshev centre (:func:`make_bounds_fn`).
+        optimal basis at the polytope's Chebyshev centre (default on; :func:`make_bounds_fn`).
     """
 
     def __init__(
@@ -250,7 +251,7 @@ class PASPOPolicy(Policy):
         intervals: str = "stored",
         bounds: str = "auto",
         lp_maxiter: int | None = None,
-        lp_warm_start: bool = False,
+        lp_warm_start: bool = True,
     ):
         n = getattr(env, "num_entities", None)
         if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
