@@ -40,7 +40,7 @@ stored action):
 - LP path (no static fast path: state-dependent constraints, or large random polytopes such
   as ``PASPO-synth-50``): float32 dual simplex in remaining-mass coordinates, bounds
   accurate to ~1e-7. A chain can drive the later slices of the polytope below that width
-  (``PASPO-synth-50`` with Beta(1, 1) heads: median width 1e-8 by entry 20, 1e-18 by entry
+  (``PASPO-synth-50`` with Beta(1, 1) heads: median width 3e-8 by entry 20, 2e-18 by entry
   40 even in float64), and an LP then finds its prefix infeasible. The chain therefore
   carries a feasible completion of its prefix, the point between the last LPs' two optimal
   vertices at the sampled entry, and from the first failed entry on the action is that
@@ -413,7 +413,7 @@ class PASPOPolicy(Policy):
         ``x_min``, ``x_max`` (both feasible, prefix fixed, ``a_i`` at the interval's ends) with
         ``c_i = a_i``. In high dimension the remaining slice of the polytope shrinks
         geometrically along the chain, below float32 (and float64) resolution: on
-        PASPO-synth-50 with Beta(1, 1) heads the median interval width is 1e-8 by entry 20,
+        PASPO-synth-50 with Beta(1, 1) heads the median interval width is 3e-8 by entry 20,
         and the LPs of a later entry can then fail. From the first failed entry on, the
         rest of the allocation is ``c`` (those entries are degenerate: log-prob and entropy
         0, stored interval ``[c_i, c_i]``, counted in the ``infeasible`` metric), so the action

@@ -338,6 +338,25 @@ def test_allocation_bad_input_errors():
     assert bool(ok) and np.isfinite(float(lo))
 
 
+@pytest.mark.parametrize("rescale", [False, True])
+def test_vertices_are_feasible_completions_at_the_interval_ends(rescale):
+    """``vertices=True`` (the PASPO policy's feasible completion): x_min / x_max satisfy the
+    polytope's rows, keep the prefix, put a_i at HiGHS's a_min / a_max; so does their midpoint."""
+    A, b = polytope("compute9")
+    n = A.shape[1]
+    P = uniform_points(A, b, 3, seed=5)
+    f = jax.jit(lambda p, i: lp.allocation_bounds(A, b, p, i, rescale=rescale, vertices=True))
+    for p in P:
+        for i in range(n - 1):
+            lo, hi, ok, x_min, x_max = (np.asarray(v) for v in f(p, i))
+            ref_lo, ref_hi = highs_bounds(A, b, p, i)
+            assert bool(ok) and abs(lo - ref_lo) <= 1e-9 and abs(hi - ref_hi) <= 1e-9
+            for x, end in ((x_min, ref_lo), (x_max, ref_hi), (0.5 * (x_min + x_max), 0.5 * (ref_lo + ref_hi))):
+                assert np.max(A @ x - b) <= 1e-9 and abs(x.sum() - 1.0) <= 1e-9 and x.min() >= -1e-12
+                np.testing.assert_allclose(x[:i], p[:i], atol=1e-12)
+                assert abs(x[i] - end) <= 1e-9
+
+
 def test_rescaled_float32_bounds_stay_exact_when_little_mass_is_left():
     """``rescale=True`` (the PASPO policy's LP path) against HiGHS on PASPO-synth-20 prefixes
     that leave 1e-4 of the mass: points near the vertex maximising a weighted mass on the
@@ -404,8 +423,8 @@ def test_chain_warm_start_gives_the_same_intervals_with_fewer_pivots():
         assert bool(jnp.all(ok)), name
         err = np.abs(np.stack([np.asarray(lo, np.float64), np.asarray(hi, np.float64)], 1) - ref).max()
         assert err < 2e-6, (name, err)
-        pivots[name] = float(jnp.mean(jax.vmap(lambda p, i: lp.allocation_lps(
-            params.A, params.b, p, i, warm=warm).nit)(P, I)))
+        pivots[name] = float(jnp.mean(jax.jit(jax.vmap(lambda p, i: lp.allocation_lps(
+            params.A, params.b, p, i, warm=warm).nit))(P, I)))
     assert pivots["centre"] < 0.7 * pivots["box"], pivots
 
 

@@ -42,7 +42,7 @@ def test_paspo_samples_never_violate(env_id):
 
 def test_long_lp_chains_stay_feasible_where_their_lps_fail():
     """PASPO-synth-50 on the LP path with Beta(1, 1) heads: the remaining slice of the polytope
-    shrinks below float32 resolution along the chain (median interval width ~1e-8 by entry
+    shrinks below float32 resolution along the chain (median interval width ~3e-8 by entry
     20), so the LPs of late entries fail in most actions. The policy then completes the
     action from the last LP vertices (``PASPOPolicy._chain``); checked in float64 numpy
     against the env's rows (before the completion, 92% of these actions violated by up to
