@@ -204,14 +204,19 @@ class _Simplex(NamedTuple):
     nit: jax.Array  # int32 pivots so far
 
 
+def _solve_basis(Binv, B, hB):
+    """The vertex ``B^{-1} h_B`` with one step of iterative refinement."""
+    x = Binv @ hB
+    return x + Binv @ (hB - B @ x)
+
+
 def _start(rows: _Rows, c, basis0, Binv0=None, maxiter=1) -> _Simplex:
     """State at a dual feasible basis ``basis0`` (``-B^{-T} c >= 0`` on non-free rows)."""
     basis0 = basis0.astype(jnp.int32)
     B, hB, freeB = rows.basis_rows(basis0)
     Binv = jnp.linalg.inv(B) if Binv0 is None else Binv0
-    x = Binv @ hB
     return _Simplex(
-        basis=basis0, hB=hB, freeB=freeB, Binv=Binv, x=x + Binv @ (hB - B @ x), lam=-(Binv.T @ c),
+        basis=basis0, hB=hB, freeB=freeB, Binv=Binv, x=_solve_basis(Binv, B, hB), lam=-(Binv.T @ c),
         status=jnp.where(maxiter <= 0, 1, _RUNNING).astype(jnp.int32), nit=jnp.int32(0),
     )
 
@@ -284,8 +289,7 @@ def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None, refine
         fresh = _start(rows, c, out.basis, Binv, maxiter - out.nit)
         out = loop(fresh._replace(status=jnp.where(out.status == 0, fresh.status, out.status), nit=out.nit + fresh.nit))
         B, hB, _ = rows.basis_rows(out.basis)
-        x = out.Binv @ hB
-        return out._replace(x=jnp.where(out.status == 0, x + out.Binv @ (hB - B @ x), out.x))
+        return out._replace(x=jnp.where(out.status == 0, _solve_basis(out.Binv, B, hB), out.x))
     return out._replace(x=_vertex(rows, out.basis, out.status, out.x))
 
 

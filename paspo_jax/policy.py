@@ -284,7 +284,6 @@ class PASPOPolicy(Policy):
             self.polytope = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
         self.bounds_fn = make_bounds_fn(env, env_params, bounds, lp_maxiter, poly=self.polytope,
                                         lp_warm_start=lp_warm_start)
-        self.lp_path = self.polytope is None or self.polytope.fast is None  # else the static fast path
         self.lp_maxiter = lp_maxiter
         self._offsets = None
 
@@ -340,8 +339,7 @@ class PASPOPolicy(Policy):
         """Intervals of every entry of ``points`` (K, n) along its own prefix through
         ``self.bounds_fn``: (lo, hi, feasible), each (K, n-1). Chunks of ``chunk`` points
         bound the memory of the vmapped simplex states."""
-        idx = jnp.arange(self.n - 1)
-        chain = jax.jit(jax.vmap(lambda a: jax.vmap(lambda i: self.bounds_fn(A, b, a, i)[:3])(idx)))
+        chain = jax.jit(jax.vmap(lambda a: self._raw_chain_bounds(A, b, a)[:3]))
         K = points.shape[0]
         pad = (-K) % chunk
         padded = jnp.concatenate([points, jnp.broadcast_to(points[:1], (pad, self.n))]) if pad else points
@@ -391,12 +389,16 @@ class PASPOPolicy(Policy):
         entropy = distrax.Transformed(base, affine).entropy()
         return jnp.where(degenerate, 0.0, log_prob), jnp.where(degenerate, 0.0, entropy)
 
+    def _raw_chain_bounds(self, A, b, a):
+        """``self.bounds_fn`` at every entry of ``a`` along its own prefix: (a_min, a_max,
+        feasible[, x_min, x_max]), each with a leading (n-1,) axis, uncleaned."""
+        return jax.vmap(lambda i: self.bounds_fn(A, b, a, i))(jnp.arange(self.n - 1))
+
     def _chain_bounds(self, A, b, a):
         """Intervals of all entries of ``a`` along its own prefix: (a_min, a_max), each (n-1,),
         cleaned exactly as in sampling."""
-        idx = jnp.arange(self.n - 1)
-        lo, hi, feasible = jax.vmap(lambda i: self.bounds_fn(A, b, a, i)[:3])(idx)
-        if self.lp_path:  # as in sampling: degenerate from the first failed entry on
+        lo, hi, feasible, *vertices = self._raw_chain_bounds(A, b, a)
+        if vertices:  # LP path, as in sampling: degenerate from the first failed entry on
             feasible = jnp.cumsum(~feasible) == 0
         remaining = 1.0 - jnp.cumsum(jnp.concatenate([jnp.zeros((1,), a.dtype), a[: self.n - 2]]))
         return self._interval(lo, hi, feasible, remaining)
