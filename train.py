@@ -195,8 +195,39 @@ def _base_parser(add_help: bool) -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--log-every", type=int, default=0, help="updates per compiled chunk (progress, metrics); 0 = about 1/50 of the run")
     p.add_argument("--checkpoint-every", type=int, default=0, help="updates between checkpoints; 0 = every 10 chunks")
-    p.add_argument("--no-data-parallel", action="store_true", help="do not split envs across local devices")
+    p.add_argument("--no-data-parallel", action="store_true", help="do not split envs (or seeds) across devices")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="several processes (hosts): jax.distributed coordinator address (with --num-processes, --process-id)")
+    p.add_argument("--num-processes", type=int, default=None, help="several processes: how many")
+    p.add_argument("--process-id", type=int, default=None, help="several processes: this one's index (0 writes the run directory)")
+    p.add_argument("--distributed", action="store_true",
+                   help="several processes: call jax.distributed.initialize() with the cluster's own settings (SLURM, Open MPI, ...)")
     return p
+
+
+def init_distributed(args: argparse.Namespace) -> None:
+    """Join a multi-process (multi-host) JAX run before anything touches a device.
+
+    Explicit: ``--coordinator HOST:PORT --num-processes N --process-id I``; or ``--distributed``
+    for the launcher's environment (``jax.distributed.initialize()`` reads SLURM / Open MPI
+    variables). On CPU the cross-process collectives use gloo.
+    """
+    explicit = [args.coordinator, args.num_processes, args.process_id]
+    if not args.distributed and all(v is None for v in explicit):
+        return
+    import jax
+
+    if any(v is None for v in explicit) and not args.distributed:
+        raise UsageError("--coordinator, --num-processes and --process-id go together (or use --distributed)")
+    if args.num_processes is not None and not 0 <= (args.process_id or 0) < args.num_processes:
+        raise UsageError(f"--process-id must lie in [0, {args.num_processes}), got {args.process_id}")
+    if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if args.distributed and all(v is None for v in explicit):
+        jax.distributed.initialize()
+    else:
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
@@ -284,15 +315,21 @@ def train(
     algo = ALGOS[algo_name]
     if num_seeds < 1:
         raise UsageError(f"--num-seeds must be positive, got {num_seeds}")
-    # Several local devices: one seed -> its envs are split across the devices (the
-    # engine's mesh); several seeds -> whole seeds are placed on different devices.
+    # Several devices (of this process, or of every process under jax.distributed): one
+    # seed -> its envs are split across the devices (the engine's mesh); several seeds ->
+    # whole seeds are placed on different devices. Process 0 writes the run directory.
+    primary = jax.process_index() == 0
+    quiet = quiet or not primary
     mesh, seed_sharding = None, None
-    ndev = jax.local_device_count()
+    ndev = jax.device_count()
+    if jax.process_count() > 1 and not (data_parallel and (algo.data_parallel or num_seeds % ndev == 0)):
+        raise UsageError(f"{jax.process_count()} processes need data parallelism: --algo {algo_name} with "
+                         f"{num_seeds} seed(s) cannot be split over {ndev} devices")
     if data_parallel and ndev > 1:
         if num_seeds == 1 and algo.data_parallel:
-            mesh = device_mesh()
+            mesh = device_mesh(jax.devices())
         elif num_seeds % ndev == 0:
-            seed_sharding = NamedSharding(device_mesh(), PartitionSpec(ENV_AXIS))
+            seed_sharding = NamedSharding(device_mesh(jax.devices()), PartitionSpec(ENV_AXIS))
         elif not quiet:
             print(f"note: {num_seeds} seeds do not divide over {ndev} devices; running on one device", file=sys.stderr)
     try:
@@ -306,8 +343,8 @@ def train(
     if chunk < 1 or ckpt_every < 1:
         raise UsageError("--log-every and --checkpoint-every must be positive")
 
-    run_dir = RunDir(out)
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    run_dir = RunDir(out) if primary else _NoRunDir(out)
+    keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), num_seeds))  # host data: the same on every process
     if seed_sharding is not None:
         keys = jax.device_put(keys, seed_sharding)
     init = jax.jit(jax.vmap(trainer.init))
@@ -336,7 +373,7 @@ def train(
                 "steps_per_update": int(trainer.steps_per_update),
             }
         )
-        if run_dir.metrics_path.exists():
+        if primary and run_dir.metrics_path.exists():
             run_dir.metrics_path.unlink()
         t0 = time.perf_counter()
         states = jax.block_until_ready(init(keys))
@@ -344,16 +381,29 @@ def train(
         if not quiet:
             print(f"initialised {num_seeds} seed(s) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
+    # One compiled chunk program per run: trainers whose ``run`` takes ``first_update`` and
+    # ``last_update`` (the PPO engine) run the last, shorter chunk in the same program with
+    # the updates past the budget skipped; others compile a program per chunk length.
+    masked = _supports_masked_chunks(trainer)
     compiled: dict[int, Any] = {}
 
     def chunk_fn(n: int):
-        if n not in compiled:
+        size = chunk if masked else n
+        if size not in compiled:
             t0 = time.perf_counter()
-            fn = jax.jit(jax.vmap(lambda s: trainer.run(s, n)))
-            compiled[n] = fn.lower(states).compile()
+            if masked:
+                fn = jax.jit(jax.vmap(lambda s, first, last: trainer.run(s, size, first, last), in_axes=(0, None, None)))
+                lowered = fn.lower(states, np.int32(0), np.int32(0))
+            else:
+                fn = jax.jit(jax.vmap(lambda s: trainer.run(s, size)))
+                lowered = fn.lower(states)
+            compiled[size] = lowered.compile()
             if not quiet:
-                print(f"compiled {n}-update chunk in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-        return compiled[n]
+                print(f"compiled {size}-update chunk in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        program = compiled[size]
+        if masked:
+            return lambda s: program(s, np.int32(done), np.int32(total))
+        return program
 
     progress = Progress(total, int(trainer.steps_per_update), done, stream=sys.stderr if not quiet else open("/dev/null", "w"))
     last_saved = done
@@ -363,7 +413,7 @@ def train(
             fn = chunk_fn(n)
             t0 = time.perf_counter()
             new_states, metrics = fn(states)
-            metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
+            metrics = jax.tree.map(lambda m: m[:, :n], _fetch(jax.block_until_ready(metrics)))
             elapsed = time.perf_counter() - t0
             steps_per_sec = n * trainer.steps_per_update * num_seeds / elapsed
             bad = np.asarray(metrics.get("nonfinite", np.zeros((num_seeds, n)))) > 0
@@ -392,16 +442,53 @@ def train(
         progress.close()
         ckpts.close()
     run_dir.plot_curve(f"{algo_name} on {env_id} ({num_seeds} seed{'s' if num_seeds > 1 else ''})")
-    finalize(trainer, states, run_dir.path)
+    if primary:
+        finalize(trainer, states, run_dir.path)
     if not quiet:
         final = run_dir.read_metrics()[-1]
         print(f"done: {run_dir.path}  final return per seed: {final.get('return')}", file=sys.stderr)
     return 0
 
 
+def _fetch(tree):
+    """Device arrays -> numpy; under several processes, gathered from all of them."""
+    import jax
+    import numpy as np
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+    return jax.tree.map(np.asarray, tree)
+
+
+class _NoRunDir:
+    """What processes other than 0 use instead of a ``RunDir``: they write nothing."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.metrics_path = self.path / "metrics.jsonl"
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _supports_masked_chunks(trainer) -> bool:
+    """Whether ``trainer.run(state, n, first_update, last_update)`` is accepted (ppo_jax.engine.PPO)."""
+    import inspect
+
+    try:
+        params = inspect.signature(trainer.run).parameters
+    except (TypeError, ValueError):
+        return False
+    return "first_update" in params and "last_update" in params
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        # Before anything imports a module that creates arrays (the config classes do).
+        init_distributed(_base_parser(add_help=False).parse_known_args(argv)[0])
         args, overrides = parse_args(argv)
         if args.resume:
             from ppo_jax.run import RunDir

@@ -15,6 +15,8 @@ API:
   the simplex (entries in ``[-tol, 1 + tol]``, ``|sum(a) - 1| <= tol``).
 - ``info["violation"]``: ``sum(max(A a - b, 0))`` for the executed action (float32), measured
   with the constraints of the state the action was taken in.
+- ``info["cost"]``: the same summed violation, as the engine's cost channel (per-step cost
+  for cost critics and safe-RL methods; ``ppo_jax.engine.COST_KEY``).
 - ``info["max_violation"]``: ``max(max(A a - b, 0))``, the worst single row. Float32 round-off
   at a point on the boundary is ~1e-7 per row, but the sum runs over every near-active row
   (up to ~2e-6 at a vertex of ``synth7``), so a 1e-6 threshold is safer on this one.
@@ -174,6 +176,7 @@ class AllocationEnv(environment.Environment):
         info = {
             **info,
             "violation": v.astype(jnp.float32),
+            "cost": v.astype(jnp.float32),  # the engine's cost channel (ppo_jax.engine.COST_KEY)
             "max_violation": jnp.max(excess).astype(jnp.float32),
             "simplex_error": simplex_error(action).astype(jnp.float32),
         }

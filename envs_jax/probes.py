@@ -9,6 +9,12 @@ Each isolates one piece of an RL learner; a learner that fails one has a bug the
   ``(observation > 0)``, else -1.  Optimal policy: V(o) = 1 for both observations.
 - ``nan_reward``: like ``constant`` but the reward is NaN from env step ``nan_after`` on
   (counted over the env's lifetime): tests that a run stops instead of training on NaN.
+- ``cost``: one step, observation +-1, reward 1, and two costs in ``info["cost"]``:
+  ``[observation > 0, 1]``.  V^c(+1) = (1, 1), V^c(-1) = (0, 1); every episode's second cost
+  is exactly 1 (for multiplier updates with a closed form).
+
+Fixed evaluation starts: ``reset_to(key, params, i)`` starts with observation +1 for even
+``i`` and -1 for odd ``i`` (the kinds with a random observation; others as ``reset``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-KINDS = ("constant", "two_step", "obs_reward", "action_reward", "nan_reward")
+KINDS = ("constant", "two_step", "obs_reward", "action_reward", "nan_reward", "cost")
 
 
 @struct.dataclass
@@ -44,12 +50,19 @@ class Probe(environment.Environment):
         return ProbeParams()
 
     def _first_obs(self, key):
-        if self.kind in ("obs_reward", "action_reward"):
+        if self.kind in ("obs_reward", "action_reward", "cost"):
             return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)
         return jnp.zeros(())
 
     def reset_env(self, key, params):
         state = ProbeState(time=0, obs=self._first_obs(key), steps_total=jnp.zeros((), jnp.int32))
+        return self.get_obs(state), state
+
+    def reset_to(self, key, params, index):
+        """Evaluation start ``index``: observation +1 for even, -1 for odd (random-observation kinds)."""
+        obs, state = self.reset_env(key, params)
+        if self.kind in ("obs_reward", "action_reward", "cost"):
+            state = state.replace(obs=jnp.where(jnp.asarray(index) % 2 == 0, 1.0, -1.0))
         return self.get_obs(state), state
 
     def step_env(self, key, state, action, params):
@@ -70,8 +83,11 @@ class Probe(environment.Environment):
                 reward = jnp.where(steps_total >= params.nan_after, jnp.nan, 1.0)
             else:
                 reward = jnp.asarray(1.0)
+        info = {}
+        if self.kind == "cost":
+            info["cost"] = jnp.stack([(state.obs > 0).astype(jnp.float32), jnp.ones((), jnp.float32)])
         new_state = ProbeState(time=time, obs=obs, steps_total=steps_total)
-        return self.get_obs(new_state), new_state, reward, terminated, {}
+        return self.get_obs(new_state), new_state, reward, terminated, info
 
     def reset(self, key, params=None):
         return super().reset(key, params)

@@ -22,6 +22,7 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "Probe-two-step": ("envs_jax.probes:make_probe", {"kind": "two_step"}),
     "Probe-obs-reward": ("envs_jax.probes:make_probe", {"kind": "obs_reward"}),
     "Probe-action-reward": ("envs_jax.probes:make_probe", {"kind": "action_reward"}),
+    "Probe-cost": ("envs_jax.probes:make_probe", {"kind": "cost"}),
     # PASPO allocation tasks (Winkel et al. 2024).
     "PASPO-synth-7": ("envs_jax.paspo_synth:make_synth", {"n": 7}),
     "PASPO-synth-20": ("envs_jax.paspo_synth:make_synth", {"n": 20}),

@@ -11,20 +11,16 @@
 
 Networks match PASPO's (encoder 32-32 ReLU, a linear output layer; a separate 32-unit critic).
 
-How the Lagrangian is put on the engine without touching it (``extra_loss``). The engine
-trains the reward's clipped surrogate; the cost enters through ``Policy.extra_loss``:
+How the Lagrangian sits on the engine: the policy sets ``uses_costs = True``, so the engine
+learns a cost critic on the env's ``info["cost"]`` (the summed violation, per step) and hands
+``extra_loss`` the cost GAE advantages ``Batch.cost_advantage`` (credit for later violations
+through the state included, e.g. in ``PASPO-capacity-7``) and the step costs ``Batch.cost``:
 
-* ``act`` computes the step's cost ``c_t`` from ``env.constraints(state)`` (the same number
-  as ``info["violation"]``) and stores it in ``extras``;
-* the cost advantage is the step's own cost, centred and scaled over the minibatch,
-  ``A^c_t = (c_t - mean c) / (std c + 1e-8)``: a violation is a function of the action just
-  taken (the constraints are per-step, hard constraints), so the immediate cost is its
-  exact per-step credit (the effect of an action on *later* violations through the state,
-  possible in ``PASPO-capacity-7``, is not credited: a documented simplification);
+* cost advantage ``A^c_t``: the cost GAE, centred and scaled over the minibatch;
 * policy term ``lambda * mean(max(ratio A^c, clip(ratio, 1 +- eps) A^c))`` (the pessimistic
   clipped surrogate of the cost, minimised), with ``lambda`` held fixed in it;
 * multiplier term ``-lambda * (mean c - cost_limit)`` with the policy held fixed, so
-  gradient descent on the total loss *raises* ``lambda`` while the mean cost exceeds the
+  gradient descent on the total loss *raises* ``lambda`` while the mean step cost exceeds the
   limit (dual ascent). ``lambda = softplus(rho)`` with ``rho`` a parameter trained by the
   engine's optimizer (so its step size is the PPO learning rate, after global-norm clipping).
 
@@ -285,6 +281,8 @@ class LagrangianPolicy(DirichletPolicy):
       clip_eps: the PPO clip of the cost surrogate (pass the engine's ``clip_eps``; None: unclipped).
     """
 
+    uses_costs = True  # the engine builds a cost critic and fills Batch.cost_advantage
+
     def __init__(self, env, env_params, *, cost_limit: float = 0.0, lagrange_init: float = 1.0,
                  clip_eps: float | None = 0.3, **kwargs):
         super().__init__(env, env_params, **kwargs)
@@ -305,10 +303,11 @@ class LagrangianPolicy(DirichletPolicy):
 
     def extra_loss(self, params, key, batch: Batch):
         lam = self.multiplier(params)
-        cost = batch.extras["cost"]
+        cost = batch.cost.sum(-1)  # (B,) step cost (summed over the env's cost entries)
+        adv_c = batch.cost_advantage.sum(-1)  # (B,) cost GAE from the engine's cost critic
         ev = jax.vmap(self.evaluate, in_axes=(None, None, 0, 0, 0))(params, key, batch.obs, batch.action, batch.extras)
         ratio = jnp.exp(ev.log_prob - batch.log_prob)
-        adv_c = (cost - cost.mean()) / (cost.std() + 1e-8)
+        adv_c = (adv_c - adv_c.mean()) / (adv_c.std() + 1e-8)
         if self.clip_eps is None:
             surrogate = (ratio * adv_c).mean()
         else:

@@ -39,6 +39,13 @@ class PPOConfig:
     obs_clip: float = 10.0  # clip normalised observations / scaled rewards to +-obs_clip
     violation_tol: float = 1e-6  # info["max_violation"] (else info["violation"]) above this counts as violating
     debug_nans: bool = True  # report a non-finite loss in the metrics (train.py stops on it)
+    cost_critic: bool = False  # learn a cost critic (cost GAE) even if neither the policy nor the update rule asks
+    cost_critic_hidden: tuple[int, ...] = (64, 64)  # widths of the cost critic's hidden layers
+    eval_every: int = 0  # evaluate every this many updates (0: never)
+    eval_episodes: int = 20  # episodes per evaluation, one per fresh env instance
+    eval_mode: str = "stochastic"  # "stochastic" (policy.act) or "greedy" (policy.greedy)
+    eval_max_steps: int = 0  # step cap of an evaluation episode; 0 = env_params.max_steps_in_episode
+    eval_fixed_starts: str = "auto"  # "auto": env.reset_to(key, params, i) where the env offers it; "on"; "off"
 
     def __post_init__(self) -> None:
         positive = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
@@ -54,6 +61,18 @@ class PPOConfig:
             raise ValueError(f"config.lr must be positive, got {self.lr!r}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("config.gamma and config.gae_lambda must lie in [0, 1]")
+        for name in ("eval_every", "eval_max_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"config.{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.eval_episodes, int) or isinstance(self.eval_episodes, bool) or self.eval_episodes < 1:
+            raise ValueError(f"config.eval_episodes must be a positive integer, got {self.eval_episodes!r}")
+        if self.eval_mode not in ("stochastic", "greedy"):
+            raise ValueError(f"config.eval_mode must be 'stochastic' or 'greedy', got {self.eval_mode!r}")
+        if self.eval_fixed_starts not in ("auto", "on", "off"):
+            raise ValueError(f"config.eval_fixed_starts must be 'auto', 'on' or 'off', got {self.eval_fixed_starts!r}")
+        if any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in self.cost_critic_hidden):
+            raise ValueError(f"config.cost_critic_hidden must be positive integer widths, got {self.cost_critic_hidden!r}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ValueError(f"config.optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         if self.clip_eps is not None and not self.clip_eps > 0:

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 
 
 def gae(
-    rewards: jax.Array,  # (T, N)
-    values: jax.Array,  # (T, N): V(s_t)
+    rewards: jax.Array,  # (T, N, *C)
+    values: jax.Array,  # (T, N, *C): V(s_t)
     dones: jax.Array,  # (T, N): episode ended at step t (s_{t+1} belongs to a new episode)
-    last_value: jax.Array,  # (N,): V(s_T)
+    last_value: jax.Array,  # (N, *C): V(s_T)
     gamma: float,
     lam: float,
 ) -> tuple[jax.Array, jax.Array]:
@@ -19,7 +19,11 @@ def gae(
 
     delta_t = r_t + gamma (1 - d_t) V(s_{t+1}) - V(s_t);
     A_t = delta_t + gamma lam (1 - d_t) A_{t+1}.  Returns (advantages, value targets A + V).
+    Trailing axes ``C`` (several signals at once, e.g. one cost per constraint row) share
+    the episode boundaries ``dones``.
     """
+    extra = rewards.ndim - dones.ndim
+    dones = dones.reshape(dones.shape + (1,) * extra)
 
     def step(carry, xs):
         next_adv, next_value = carry

@@ -24,7 +24,8 @@ A policy implements::
         The critic alone (used to bootstrap truncated episodes).
     extra_loss(params, key, batch) -> (loss, metrics)
         Optional extra terms added to the PPO loss, on a whole minibatch (``Batch``, with a
-        leading batch axis). Default: none. IAR's flow ELBO lives here.
+        leading batch axis). Default: none. IAR's flow ELBO lives here. With
+        ``uses_costs = True`` the batch carries cost advantages from the engine's cost critic.
     greedy(params, obs, env_state, env_params) -> action
         The evaluation action (mode).
 
@@ -73,10 +74,18 @@ class Batch(NamedTuple):
     advantage: jax.Array  # (B,) GAE advantage (unnormalised)
     target: jax.Array  # (B,) value target (advantage + value)
     extras: PyTree  # per-step extras from ``act``
+    cost: PyTree = ()  # (B, C) raw step costs (envs reporting info["cost"]; else ())
+    cost_value: PyTree = ()  # (B, C) cost critic at collection time (where a cost critic is built)
+    cost_advantage: PyTree = ()  # (B, C) cost GAE advantage (unnormalised)
+    cost_target: PyTree = ()  # (B, C) cost value target
 
 
 class Policy:
-    """Base class: subclasses implement ``init``, ``act``, ``evaluate``, ``value``."""
+    """Base class: subclasses implement ``init``, ``act``, ``evaluate``, ``value``.
+
+    ``uses_costs = True`` asks the engine for a cost critic and cost GAE (``Batch.cost_*``)."""
+
+    uses_costs: bool = False
 
     def init(self, key, obs, env_state, env_params) -> Params:
         raise NotImplementedError

@@ -5,7 +5,8 @@ A run directory holds::
 
     config.json      everything needed to rebuild the run (algo, env, seed, configs)
     metrics.jsonl    one JSON object per update; per-seed metrics are lists of length num_seeds
-    curve.png        return (and violation rate, where an env reports one) vs env steps
+    curve.png        return (and episode cost / violation rate, where the env reports them) vs env
+                     steps; evaluation runs (eval/*) as markers beside the training lines
     checkpoints/     orbax checkpoints of the whole training state, keyed by update
 """
 
@@ -74,18 +75,28 @@ class RunDir:
             print("matplotlib is not installed: no curve.png (pip install -e '.[dev]')", file=sys.stderr)
             return None
         steps = np.array([r["env_steps"] for r in rows], dtype=float)
-        panels = [("return", "mean episodic return")]
-        if any(_has_signal(r.get("violation_rate")) for r in rows):
-            panels.append(("violation_rate", "fraction of actions violating a constraint"))
+        # (panel label, [(metric, line style)]): evaluation runs are drawn beside training.
+        panels = [("mean episodic return", [("return", "-"), ("eval/return", "o--")])]
+        if any(_has_signal(r.get("cost_return")) or _has_signal(r.get("eval/cost")) for r in rows):
+            panels.append(("episode cost", [("cost_return", "-"), ("eval/cost", "o--")]))
+        if any(_has_signal(r.get("violation_rate")) or _has_signal(r.get("eval/violation_rate")) for r in rows):
+            panels.append(("fraction of actions violating a constraint", [("violation_rate", "-"), ("eval/violation_rate", "o--")]))
         fig, axes = plt.subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), squeeze=False, sharex=True)
-        for ax, (key, label) in zip(axes[:, 0], panels):
-            values = np.array([_as_list(r.get(key)) for r in rows], dtype=float)
-            for seed in range(values.shape[1]):
-                ax.plot(steps, values[:, seed], lw=1.2, label=f"seed {seed}")
+        n_seeds = 1
+        for ax, (label, series) in zip(axes[:, 0], panels):
+            for key, style in series:
+                if not any(key in r for r in rows):
+                    continue
+                values = np.array([[np.nan if v is None else v for v in _as_list(r.get(key))] for r in rows], dtype=float)
+                n_seeds = values.shape[1]
+                for seed in range(values.shape[1]):
+                    keep = np.isfinite(values[:, seed])
+                    name = ("eval, " if key.startswith("eval/") else "") + f"seed {seed}"
+                    ax.plot(steps[keep], values[keep, seed], style, lw=1.2, ms=3, label=name, color=f"C{seed % 10}")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("environment steps")
-        if values.shape[1] <= 10:
+        if n_seeds <= 10:
             axes[0, 0].legend(fontsize=7)
         axes[0, 0].set_title(title)
         fig.tight_layout()

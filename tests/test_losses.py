@@ -35,6 +35,23 @@ def test_gae_with_lambda_one_is_discounted_return_minus_value():
     np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_cost_gae_per_cost_row_matches_hand_computation():
+    """Costs with a trailing axis C share the episode boundaries: two cost rows, gamma 0.9,
+    lambda 0.8, the episode ends after step 1.
+    row 0 = the example above (advantages 2.12, 1.0, 3.3);
+    row 1: costs (0, 1, 1), values (0.2, 0.1, 0.4), last value 1.0:
+      t=2: delta = 1 + 0.9*1.0 - 0.4 = 1.5, A = 1.5
+      t=1: done, delta = 1 - 0.1 = 0.9, A = 0.9
+      t=0: delta = 0 + 0.9*0.1 - 0.2 = -0.11, A = -0.11 + 0.72*0.9 = 0.538"""
+    costs = jnp.array([[[1.0, 0.0]], [[2.0, 1.0]], [[3.0, 1.0]]])  # (T=3, N=1, C=2)
+    values = jnp.array([[[0.5, 0.2]], [[1.0, 0.1]], [[1.5, 0.4]]])
+    dones = jnp.array([[False], [True], [False]])
+    adv, target = gae(costs, values, dones, jnp.array([[2.0, 1.0]]), gamma=0.9, lam=0.8)
+    np.testing.assert_allclose(adv[:, 0, 0], [2.12, 1.0, 3.3], rtol=1e-6)
+    np.testing.assert_allclose(adv[:, 0, 1], [0.538, 0.9, 1.5], rtol=1e-5)
+    np.testing.assert_allclose(target[:, 0, 1], [0.738, 1.0, 1.9], rtol=1e-5)
+
+
 def test_ppo_loss_matches_hand_computation():
     # ratio = [1, 1.5]; clipped surrogate min([1, 3], [1, 2.4]) -> mean 1.7.
     # value: err = [0.25, 1.0]; clipped values [0.7, 2.3] -> err [0.64, 1.69]; max -> mean 1.165.

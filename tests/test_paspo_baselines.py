@@ -191,9 +191,10 @@ def test_lagrangian_multiplier_grows_while_violating(compute_env):
     acts = jax.jit(jax.vmap(pol.act, in_axes=(None, 0, None, None, None)))(
         theta, jax.random.split(jax.random.PRNGKey(2), B), obs, state, params)
 
-    def batch_with(cost):
+    def batch_with(cost):  # the cost channel as the engine fills it (here: advantage = the step cost)
         return Batch(obs=jnp.broadcast_to(obs, (B,) + obs.shape), action=acts.action, log_prob=acts.log_prob,
-                     value=acts.value, advantage=jnp.zeros(B), target=jnp.zeros(B), extras={"cost": cost})
+                     value=acts.value, advantage=jnp.zeros(B), target=jnp.zeros(B), extras={"cost": cost},
+                     cost=cost[:, None], cost_advantage=cost[:, None])
 
     grad = jax.jit(jax.grad(lambda p, cost: pol.extra_loss(p, jax.random.PRNGKey(0), batch_with(cost))[0]))
     high = jnp.linspace(0.1, 0.3, B)
