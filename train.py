@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+_PROCESS_START = time.perf_counter()
 DEFAULT_ALGO = "paspo"
 
 
@@ -312,6 +313,7 @@ def train(
     from ppo_jax.run import Checkpoints, Progress, RunDir, metric_rows
     from ppo_jax.trainer import finalize
 
+    spent = _Spent()
     algo = ALGOS[algo_name]
     if num_seeds < 1:
         raise UsageError(f"--num-seeds must be positive, got {num_seeds}")
@@ -333,12 +335,13 @@ def train(
         elif not quiet:
             print(f"note: {num_seeds} seeds do not divide over {ndev} devices; running on one device", file=sys.stderr)
     try:
-        trainer = algo.build(env_id, configs, mesh)
+        with spent("build"):
+            trainer = algo.build(env_id, configs, mesh)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
     total = int(trainer.num_updates)
-    chunk = log_every if log_every > 0 else max(1, total // 50)
+    chunk = log_every if log_every > 0 else _default_chunk(total)
     ckpt_every = checkpoint_every if checkpoint_every > 0 else 10 * chunk
     if chunk < 1 or ckpt_every < 1:
         raise UsageError("--log-every and --checkpoint-every must be positive")
@@ -348,6 +351,16 @@ def train(
     if seed_sharding is not None:
         keys = jax.device_put(keys, seed_sharding)
     init = jax.jit(jax.vmap(trainer.init))
+    masked = _supports_masked_chunks(trainer)
+    uneven = total % chunk != 0  # the last chunk is shorter: run it masked in the same program
+    # On one device, the chunk program is compiled in a thread from the state's shapes while
+    # the init program compiles and runs (XLA compiles release the GIL).
+    early = None
+    if mesh is None and seed_sharding is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        abstract = jax.eval_shape(init, keys)
+        early = ThreadPoolExecutor(1).submit(_compile_chunk, trainer, abstract, chunk, masked, uneven)
     ckpts = Checkpoints(run_dir.path / "checkpoints")
     done = 0
     if resume:
@@ -375,34 +388,33 @@ def train(
         )
         if primary and run_dir.metrics_path.exists():
             run_dir.metrics_path.unlink()
-        t0 = time.perf_counter()
-        states = jax.block_until_ready(init(keys))
-        ckpts.save(0, states)
+        with spent("init"):
+            states = jax.block_until_ready(init(keys))
+        with spent("checkpoints"):
+            ckpts.save(0, states)
         if not quiet:
-            print(f"initialised {num_seeds} seed(s) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            print(f"initialised {num_seeds} seed(s) in {spent.seconds['init']:.1f}s", file=sys.stderr)
 
     # One compiled chunk program per run: trainers whose ``run`` takes ``first_update`` and
     # ``last_update`` (the PPO engine) run the last, shorter chunk in the same program with
     # the updates past the budget skipped; others compile a program per chunk length.
-    masked = _supports_masked_chunks(trainer)
     compiled: dict[int, Any] = {}
 
     def chunk_fn(n: int):
         size = chunk if masked else n
         if size not in compiled:
-            t0 = time.perf_counter()
-            if masked:
-                fn = jax.jit(jax.vmap(lambda s, first, last: trainer.run(s, size, first, last), in_axes=(0, None, None)))
-                lowered = fn.lower(states, np.int32(0), np.int32(0))
-            else:
-                fn = jax.jit(jax.vmap(lambda s: trainer.run(s, size)))
-                lowered = fn.lower(states)
-            compiled[size] = lowered.compile()
+            with spent("compile"):
+                if size == chunk and early is not None:
+                    compiled[size] = early.result()
+                else:
+                    compiled[size] = _compile_chunk(trainer, states, size, masked, uneven)
             if not quiet:
-                print(f"compiled {size}-update chunk in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+                print(f"compiled {size}-update chunk in {spent.seconds['compile']:.1f}s", file=sys.stderr)
         program = compiled[size]
-        if masked:
+        if masked and uneven:
             return lambda s: program(s, np.int32(done), np.int32(total))
+        if masked:
+            return lambda s: program(s, np.int32(done))
         return program
 
     progress = Progress(total, int(trainer.steps_per_update), done, stream=sys.stderr if not quiet else open("/dev/null", "w"))
@@ -412,8 +424,9 @@ def train(
             n = min(chunk, total - done)
             fn = chunk_fn(n)
             t0 = time.perf_counter()
-            new_states, metrics = fn(states)
-            metrics = jax.tree.map(lambda m: m[:, :n], _fetch(jax.block_until_ready(metrics)))
+            with spent("train"):
+                new_states, metrics = fn(states)
+                metrics = jax.tree.map(lambda m: m[:, :n], _fetch(jax.block_until_ready(metrics)))
             elapsed = time.perf_counter() - t0
             steps_per_sec = n * trainer.steps_per_update * num_seeds / elapsed
             bad = np.asarray(metrics.get("nonfinite", np.zeros((num_seeds, n)))) > 0
@@ -431,23 +444,78 @@ def train(
                 run_dir.plot_curve(f"{algo_name} on {env_id}")
                 return 2
             states = new_states
-            run_dir.append_metrics(metric_rows(metrics, done, trainer.steps_per_update, {"steps_per_sec": steps_per_sec}))
+            with spent("metrics"):
+                run_dir.append_metrics(metric_rows(metrics, done, trainer.steps_per_update, {"steps_per_sec": steps_per_sec}))
             done += n
             if done // ckpt_every > last_saved // ckpt_every or done == total:
-                ckpts.save(done, states)
+                with spent("checkpoints"):
+                    ckpts.save(done, states)
                 last_saved = done
             latest_return = float(np.mean(metrics["return"][:, -1])) if "return" in metrics else None
             progress.update(done, latest_return, steps_per_sec)
     finally:
         progress.close()
         ckpts.close()
-    run_dir.plot_curve(f"{algo_name} on {env_id} ({num_seeds} seed{'s' if num_seeds > 1 else ''})")
-    if primary:
-        finalize(trainer, states, run_dir.path)
+    with spent("curve"):
+        run_dir.plot_curve(f"{algo_name} on {env_id} ({num_seeds} seed{'s' if num_seeds > 1 else ''})")
+        if primary:
+            finalize(trainer, states, run_dir.path)
     if not quiet:
         final = run_dir.read_metrics()[-1]
         print(f"done: {run_dir.path}  final return per seed: {final.get('return')}", file=sys.stderr)
+        print(f"time: {spent.summary()}", file=sys.stderr)
     return 0
+
+
+class _Spent:
+    """Wall seconds per phase of a run (``with spent("init"): ...``), for the closing line."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.t_start = time.perf_counter()
+
+    def __call__(self, phase: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def timed():
+            t0 = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+        return timed()
+
+    def summary(self) -> str:
+        now = time.perf_counter()
+        parts = [f"start-up (imports, build) {self.t_start - _PROCESS_START:.1f}s"]
+        parts += [f"{k} {v:.1f}s" for k, v in self.seconds.items()]
+        return ", ".join(parts) + f"; total {now - _PROCESS_START:.1f}s"
+
+
+def _default_chunk(total: int) -> int:
+    """Updates per chunk when ``--log-every`` is not given: about 1/50 of the run, preferring a
+    divisor of ``total`` (between 1/100 and 1/25 of it) so that every chunk has the same size."""
+    target = max(1, total // 50)
+    divisors = [d for d in range(max(1, total // 100), max(1, total // 25) + 1) if total % d == 0]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+
+
+def _compile_chunk(trainer, states, size: int, masked: bool, last: bool):
+    """The compiled ``n = size`` chunk program of ``trainer`` for states shaped like ``states``.
+    ``masked``: ``run`` takes the unbatched first update (and, with ``last``, the budget's last
+    update, past which updates are skipped: one program also for a shorter last chunk)."""
+    import jax
+    import numpy as np
+
+    if masked and last:
+        fn = jax.jit(jax.vmap(lambda s, first, end: trainer.run(s, size, first, end), in_axes=(0, None, None)))
+        return fn.lower(states, np.int32(0), np.int32(0)).compile()
+    if masked:
+        fn = jax.jit(jax.vmap(lambda s, first: trainer.run(s, size, first), in_axes=(0, None)))
+        return fn.lower(states, np.int32(0)).compile()
+    return jax.jit(jax.vmap(lambda s: trainer.run(s, size))).lower(states).compile()
 
 
 def _fetch(tree):

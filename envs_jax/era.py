@@ -274,8 +274,8 @@ class Era(environment.Environment[EraState, EraParams]):
 
     # ------------------------------------------------------------------ dynamics
     def step_env(self, key, state: EraState, action, params: EraParams):
-        """One step; ``info``: ``valid`` (bool, the env executed the action), ``violation``
-        (float32, 1.0 for an invalid action), ``protected`` (bool), ``rules_ok`` (bool,
+        """One step; ``info``: ``valid`` (bool, the env executed the action), ``violation`` and
+        ``cost`` (float32, 1.0 for an invalid action), ``protected`` (bool), ``rules_ok`` (bool,
         rules (a)+(b) hold, reported by the no-constraint variant too), ``attacked`` (int)."""
         k_atk, k_protect = jax.random.split(key)
         a = jnp.asarray(action).astype(jnp.int32).reshape(self.num_rsc)
@@ -303,6 +303,7 @@ class Era(environment.Environment[EraState, EraParams]):
         info = {
             "valid": valid,
             "violation": jnp.where(valid, 0.0, 1.0).astype(jnp.float32),
+            "cost": jnp.where(valid, 0.0, 1.0).astype(jnp.float32),  # invalid action: cost 1 (engine's cost channel)
             "protected": protected,
             "rules_ok": rules_ok,
             "attacked": z.astype(jnp.int32),
@@ -538,7 +539,7 @@ class EraPartial(environment.Environment[EraPartialState, EraPartialParams]):
         return params.atk_eps / self.num_tgt + (1.0 - params.atk_eps) * gap / gap.sum()
 
     def step_env(self, key, state: EraPartialState, action, params: EraPartialParams):
-        """``info``: ``valid``, ``violation`` (float32), ``protected``, ``attacked``."""
+        """``info``: ``valid``, ``violation`` and ``cost`` (float32), ``protected``, ``attacked``."""
         a = jnp.asarray(action).astype(jnp.int32).reshape(self.num_rsc)
         valid = self.is_valid(state, a, params)
         a = jnp.clip(a, 0, self.num_tgt - 1)
@@ -550,6 +551,7 @@ class EraPartial(environment.Environment[EraPartialState, EraPartialParams]):
         info = {
             "valid": valid,
             "violation": jnp.where(valid, 0.0, 1.0).astype(jnp.float32),
+            "cost": jnp.where(valid, 0.0, 1.0).astype(jnp.float32),  # invalid action: cost 1 (engine's cost channel)
             "protected": protected,
             "attacked": z,
         }

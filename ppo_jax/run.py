@@ -149,21 +149,30 @@ def _finite_or_none(v):
 class Checkpoints:
     """Orbax checkpoints of a training-state pytree, keyed by update count.
 
-    Saves are atomic (orbax writes to a temporary directory and renames it), so a process
-    killed mid-save leaves the previous checkpoint intact.
+    Saves are atomic (orbax writes to a temporary directory and renames it when complete), so
+    a process killed mid-save leaves the previous checkpoint intact. ``save`` is asynchronous
+    by default: it returns once the state is copied off the devices and the files are written
+    by a background thread while training goes on; the next ``save``, ``wait`` and ``close``
+    wait for it, so every checkpoint is finished or never appears.
     """
 
-    def __init__(self, directory: str | Path, max_to_keep: int = 3):
+    def __init__(self, directory: str | Path, max_to_keep: int = 3, asynchronous: bool = True):
         self.manager = ocp.CheckpointManager(
             Path(directory).absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False),
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                                 enable_async_checkpointing=asynchronous),
         )
 
     def save(self, update: int, state) -> None:
         self.manager.save(update, args=ocp.args.StandardSave(state), force=True)
+
+    def wait(self) -> None:
+        """Block until the last ``save`` is on disk."""
         self.manager.wait_until_finished()
 
     def latest(self) -> int | None:
+        """The newest *finished* checkpoint's update (waits for one in flight)."""
+        self.wait()
         return self.manager.latest_step()
 
     def restore(self, update: int, like):
@@ -171,6 +180,7 @@ class Checkpoints:
         return self.manager.restore(update, args=ocp.args.StandardRestore(abstract))
 
     def close(self) -> None:
+        self.wait()
         self.manager.close()
 
 
