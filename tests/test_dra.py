@@ -133,7 +133,9 @@ def _exact_objective(objective, sig, horizon_T=2.0):
         return reward - LMBDA * kl
     if objective == "elbo_access":  # one step: T = 1, the visited state's KL paid once
         return reward - LMBDA * kl + LMBDA * ent
-    return (reward + LMBDA * ent) / horizon_T - LMBDA * kl
+    if objective == "elbo_storage":  # note Eq. 10, fixed T
+        return reward + LMBDA / horizon_T * ent - LMBDA * kl
+    return reward + LMBDA * ent - LMBDA * kl  # per-trajectory T: every episode has one step
 
 
 @functools.lru_cache(maxsize=None)
@@ -298,6 +300,9 @@ def test_huys_and_mountaincar_train_a_few_trials():
 # Multi-step: the 'R' estimator on a two-move Huys task vs finite differences of the exact
 # objective (enumeration over the 2 x 2 action paths, 1-D quadrature per state).
 # --------------------------------------------------------------------------------------
+TWO_MOVE_T = 5.0  # Eq. 10's fixed T in the two-move tests (differs from the episodes' length 2)
+
+
 def _exact_two_move(objective, q, sig, beta, lmbda, sigma_base):
     """Exact value of objective 1/2/3 on ``make_huys(depth=2)`` (uniform start, 2 moves);
     the Gaussian expectations by 200-point Gauss-Hermite quadrature (float64)."""
@@ -324,10 +329,12 @@ def _exact_two_move(objective, q, sig, beta, lmbda, sigma_base):
                 v = r
             elif objective == "elbo_access":
                 v = r - lmbda * (kl_row[s0] + kl_row[6 + s1]) + lmbda * (h1 + h2)
-            else:  # T = 2 for every trajectory
+            elif objective == "elbo_storage":  # fixed T = TWO_MOVE_T (not the length 2)
+                v = r + lmbda / TWO_MOVE_T * (h1 + h2)
+            else:  # each trajectory's own length: 2
                 v = (r + lmbda * (h1 + h2)) / 2
             total += p1[a1] * v / 6
-    if objective in ("dra", "elbo_storage"):
+    if objective != "elbo_access":
         total -= lmbda * kl_row.sum()
     return total
 
@@ -337,7 +344,7 @@ def test_return_estimator_is_unbiased_on_a_two_move_task_for_all_objectives():
 
     env, params = make_huys(depth=2)
     task = agent_lib.tabular_task(env, params)
-    spec = agent_lib.Spec(max_steps=3)
+    spec = agent_lib.Spec(max_steps=3, horizon_T=TWO_MOVE_T)
     beta, lmbda, sb = 0.05, 2.0, 30.0
     rng = np.random.default_rng(0)
     q = rng.normal(0, 30, (12, 2)).astype(np.float32)
