@@ -357,8 +357,9 @@ def test_return_estimator_is_unbiased_on_a_two_move_task_for_all_objectives():
         one = lambda k: agent_lib.sigma_gradient(k, 16384, ag, hyper, beta, task, params, spec)[0]
         return jax.vmap(one)(jax.random.split(jax.random.PRNGKey(5), 16))
 
+    gs = {}
     for objective in objectives.OBJECTIVES:
-        g = np.asarray(grads(objectives.objective_id(objective))).reshape(16, -1)
+        g = gs[objective] = np.asarray(grads(objectives.objective_id(objective))).reshape(16, -1)
         mean, se = g.mean(0), g.std(0, ddof=1) / 4
         idx = np.argsort(-np.abs(mean) / se)[:3]  # the three best-determined entries
         for i in idx:
@@ -367,3 +368,18 @@ def test_return_estimator_is_unbiased_on_a_two_move_task_for_all_objectives():
             fd = (_exact_two_move(objective, q, sig.astype(float) + e.reshape(12, 2), beta, lmbda, sb)
                   - _exact_two_move(objective, q, sig.astype(float) - e.reshape(12, 2), beta, lmbda, sb)) / 2e-3
             assert abs(mean[i] - fd) < 4.5 * se[i] + 1e-3 * abs(fd), (objective, i, mean[i], fd, se[i])
+    # Note Eq. 10 with a fixed T: its estimate minus DRA's on the same trajectories is
+    # (lambda/T) d E[sum_t H_t], the entropy term enumerated on its own (test_dra_eq10's
+    # reference, independent of _exact_two_move).
+    from test_dra_eq10 import _exact_entropy
+
+    d = gs["elbo_storage"] - gs["dra"]
+    mean, se = d.mean(0), d.std(0, ddof=1) / 4
+    assert (beta, lmbda, sb) == (0.05, 2.0, 30.0)  # test_dra_eq10's constants (BETA, LMBDA, SB)
+    for i in np.argsort(-np.abs(mean) / se)[:3]:
+        e = np.zeros((12, 2))
+        e.flat[i] = 1e-3
+        fd = lmbda / TWO_MOVE_T * (_exact_entropy(q.astype(float), sig.astype(float) + e)
+                                   - _exact_entropy(q.astype(float), sig.astype(float) - e)) / 2e-3
+        assert abs(mean[i] - fd) < 4.5 * se[i] + 1e-3 * abs(fd), (i, mean[i], fd, se[i])
+        assert abs(fd) > 5 * se[i]
