@@ -15,7 +15,7 @@ from scipy import integrate, optimize, special, stats
 
 from dra_jax import agent as agent_lib
 from dra_jax import memory, objectives
-from dra_jax.trainer import Config, DRATrainer, default_config, make_trainer
+from dra_jax.trainer import Config, DRATrainer, default_config, make_trainer, paper_config
 
 
 # --------------------------------------------------------------------------------------
@@ -288,12 +288,27 @@ def test_config_rejects_bad_input():
 
 
 def test_huys_and_mountaincar_train_a_few_trials():
-    for env_id in ("DRA-huys", "DRA-mountaincar"):
-        cfg = dataclasses.replace(default_config(env_id), n_trials=3, n_rollouts=2, max_steps=60)
+    """MountainCar (default preset) and Huys at the paper preset (the original's
+    train_fig3.py): the last move's memories stay at the known rewards with sigma = 1 and
+    pay no storage cost (lambda = 1, sigma_base = 100 on the 24 learned memories)."""
+    from envs_jax.dra_tasks import HUYS_REWARD
+
+    # Huys from sigma0 = 50 (the preset's 100 is the upper clip), so that sigma moves and costs
+    configs = (("DRA-huys", paper_config("DRA-huys", sigma0=50.0)),
+               ("DRA-mountaincar", default_config("DRA-mountaincar")))
+    for env_id, cfg in configs:
+        cfg = dataclasses.replace(cfg, n_trials=3, n_rollouts=2, max_steps=60)
         tr = make_trainer(cfg, env_id)
         s, m = jax.jit(lambda s: tr.run(s, 3))(tr.init(jax.random.PRNGKey(0)))
         assert np.all(np.isfinite(np.asarray(m["objective"])))
         assert s.agent.q.shape == (tr.task.num_states, tr.task.num_actions)
+        if env_id == "DRA-huys":
+            q, sig = np.asarray(s.agent.q), np.asarray(s.agent.sigma)
+            np.testing.assert_array_equal(q[12:], HUYS_REWARD)
+            np.testing.assert_array_equal(sig[12:], 1.0)
+            assert np.any(sig[:12] != 50.0)  # the others learn
+            kl = np.sum(np.log(100.0 / sig[:12]) + sig[:12] ** 2 / (2 * 100.0**2) - 0.5)
+            np.testing.assert_allclose(float(agent_lib.storage_kl(s.agent, s.hyper, tr.task)), kl, rtol=1e-4, atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------

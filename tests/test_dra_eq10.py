@@ -1,11 +1,10 @@
 """Note Eq. 10 for a fixed T (= original DRA objective + (lambda/T) action entropy), the
-original's presets (``paper``), known memories, shared rollout starts and the original's
-evaluation protocol (``run_evaluated``)."""
+original's presets (``paper``), shared rollout starts and the original's evaluation
+protocol (``run_evaluated``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +70,7 @@ def _two_move_setup():
     return env, params, task, spec, q, sig
 
 
-def test_eq10_fixed_T_value_and_gradient_equal_dra_plus_entropy_term():
+def test_eq10_fixed_T_value_equals_dra_plus_entropy_term():
     """F_10 = F_DRA + (lambda/T) E[sum_t H_t] (note Eq. 10, fixed T): each trajectory's value
     and their mean against the enumerated DRA objective plus the enumerated entropy term."""
     env, params, task, spec, q, sig = _two_move_setup()
@@ -132,44 +131,14 @@ def test_paper_presets_are_the_original_scripts_settings():
         Config(rollout_start="root")
 
 
-@functools.lru_cache(maxsize=None)
-def _huys_paper():
-    """The Huys paper-preset trainer and its compiled ``run`` / ``run_evaluated`` (20 trials),
-    shared by the two tests below (one compile each)."""
-    tr = make_trainer(dataclasses.replace(paper_config("DRA-huys"), n_trials=20), "DRA-huys")
-    run = jax.jit(lambda s: tr.run(s, 20))
-    run_ev = jax.jit(lambda s, k: tr.run_evaluated(s, k, 20, 5, 7))
-    return tr, run, run_ev
-
-
-def test_huys_paper_preset_fixes_the_known_memories_and_shares_the_rollout_start():
-    tr, run, _ = _huys_paper()
-    st, m = run(tr.init(jax.random.PRNGKey(0)))
-    q, sig = np.asarray(st.agent.q), np.asarray(st.agent.sigma)
-    np.testing.assert_array_equal(q[12:], HUYS_REWARD)  # the last move's memories: known rewards
-    np.testing.assert_array_equal(sig[12:], 1.0)
-    assert np.any(sig[:12] != 100.0)  # the others learn
-    # the storage cost counts the 24 learned memories only (lambda = 1, sigma_base = 100)
-    kl = np.sum(np.log(100.0 / sig[:12]) + sig[:12] ** 2 / (2 * 100.0**2) - 0.5)
-    np.testing.assert_allclose(float(agent_lib.storage_kl(st.agent, st.hyper, tr.task)), kl, rtol=1e-4, atol=1e-4)
-    # all rollouts of a shared start begin in the state the start key draws
-    stats = agent_lib.rollout_stats(jax.random.PRNGKey(2), 16, st.agent, st.hyper, 10.0, tr.task,
-                                    tr.task.env_params, tr.spec, start_key=jax.random.PRNGKey(3))
-    first = np.asarray(stats.visits[:6])
-    _, s0 = tr.task.env.reset_env(jax.random.PRNGKey(3), tr.task.env_params)
-    expected = np.zeros(6)
-    expected[int(s0.node)] = 16.0
-    np.testing.assert_array_equal(first, expected)
-
-
 # --------------------------------------------------------------------------------------
 # The original's evaluation protocol does not perturb training
 # --------------------------------------------------------------------------------------
 def test_run_evaluated_trains_exactly_as_run_and_evaluates_every_block():
-    tr, run, run_ev = _huys_paper()
+    tr = make_trainer(dataclasses.replace(paper_config("DRA-huys"), n_trials=20), "DRA-huys")
     st = tr.init(jax.random.PRNGKey(0))
-    s1, m1 = run(st)
-    s2, m2, ev = run_ev(st, jax.random.PRNGKey(9))
+    s1, m1 = jax.jit(lambda s: tr.run(s, 20))(st)
+    s2, m2, ev = jax.jit(lambda s, k: tr.run_evaluated(s, k, 20, 5, 7))(st, jax.random.PRNGKey(9))
     np.testing.assert_array_equal(np.asarray(s1.agent.sigma), np.asarray(s2.agent.sigma))
     np.testing.assert_array_equal(np.asarray(m1["return"]), np.asarray(m2["return"]))
     assert ev["reward"].shape == (4,) and m2["trial"].shape == (20,)
@@ -179,3 +148,12 @@ def test_run_evaluated_trains_exactly_as_run_and_evaluates_every_block():
     np.testing.assert_allclose(np.asarray(ev["cost"]), np.asarray(m2["cost"])[1::5], rtol=1e-5)
     with pytest.raises(ValueError, match="multiple"):
         tr.run_evaluated(st, jax.random.PRNGKey(9), 20, 6, 7)
+    # the paper preset's shared start: all rollouts begin in the state the start key draws
+    # (the known-memory rules are checked in test_dra.py::test_huys_and_mountaincar_train_a_few_trials)
+    assert tr.spec.same_start
+    stats = agent_lib.rollout_stats(jax.random.PRNGKey(2), 16, s2.agent, s2.hyper, 10.0, tr.task,
+                                    tr.task.env_params, tr.spec, start_key=jax.random.PRNGKey(3))
+    _, s0 = tr.task.env.reset_env(jax.random.PRNGKey(3), tr.task.env_params)
+    expected = np.zeros(6)
+    expected[int(s0.node)] = 16.0
+    np.testing.assert_array_equal(np.asarray(stats.visits[:6]), expected)
