@@ -1,8 +1,14 @@
 """DRA on the 6x9 maze: original settings vs the original's saved values, convergence for
-sigma0 in {1, 3, 4, 5}, the three objectives side by side, and equal precision.
+sigma0 in {1, 3, 4, 5}, the objectives side by side, and equal precision.
 
-    python benchmarks/dra_maze.py            # 5 seeds x 1e4 trials (several minutes on CPU)
+    python benchmarks/dra_maze.py            # parts ABCD: 5 seeds x 1e4 trials (default preset)
+    python benchmarks/dra_maze.py --parts P  # the original's convergence protocol (paper preset)
     python benchmarks/dra_maze.py --quick    # 2 seeds x 600 trials (proves it runs)
+
+Part P is the comparison with the original's saved values at the original's settings and
+protocol (``convergence_fig1c.py``: ``paper_config("DRA-maze")``, lr_q 0.1, 5000 trials, no
+switch, 100 fresh episodes evaluated after trials 1, 101, ..., 4901; 5 seeds per sigma0).
+Part C takes ``--objectives`` (default: all of ``objectives.OBJECTIVES``) and ``--preset``.
 
 Prints markdown tables; writes benchmarks/figures/dra_maze_*.png (--quick: a temp folder).
 """
@@ -24,10 +30,17 @@ import numpy as np
 
 from dra_common import fig_dir, evaluate, md_table, mean_sd, maze_trainer, run_chunked
 from dra_jax import objectives, plots
-from dra_jax.trainer import Config
+from dra_jax.trainer import paper_config, preset_config
 from envs_jax import dra_tasks
 
 SAVED = {"objective": "-14.1 .. -14.5", "cost": "6.2 .. 6.7", "reward": "-7.7 .. -8.0"}
+# The original's saved convergence_{O,C,R}_sigma0{10,30,40,50}_10_5runs.npy (5 runs x 50
+# evaluations, every 100 trials): mean over the 5 runs of the last 10 evaluations
+# (trials 4001-4901), computed from the files with numpy.
+SAVED_LAST10 = {1.0: (-14.41, 6.48, -7.92), 3.0: (-14.23, 6.38, -7.85), 4.0: (-14.10, 6.21, -7.89),
+                5.0: (-14.34, 6.35, -7.99)}  # sigma0: (objective, cost, reward)
+LABELS = {"dra": "1: DRA (storage, orig.)", "elbo_access": "2: note Eq. 8 (access)",
+          "elbo_storage": "3: note Eq. 10 (fixed T)", "elbo_storage_rate": "4: Eq. 10 with each T_tau (rate)"}
 
 
 def tail(m, k, n):
@@ -127,11 +140,12 @@ def part_convergence(args, cfg):
 
 
 def part_objectives(args, cfg):
-    print(f"\n## C. The three objectives side by side (no switch), {args.seeds} seeds, one vmapped call\n")
+    names = args.objectives
+    print(f"\n## C. Objectives {names} side by side (no switch, {args.trials} trials, T = "
+          f"{maze_trainer(cfg, switch=False).spec.horizon_T:g} for Eq. 10), {args.seeds} seeds, one vmapped call\n")
     tr = maze_trainer(cfg, switch=False)
-    names = list(objectives.OBJECTIVES)
     keys = jax.random.split(jax.random.PRNGKey(2), args.seeds * len(names))
-    ids = jnp.repeat(jnp.arange(len(names)), args.seeds)
+    ids = jnp.repeat(jnp.asarray([objectives.OBJECTIVES.index(n) for n in names]), args.seeds)
     states = jax.vmap(lambda k, o: tr.init_with(k, objective=o))(keys, ids)
     states, m = run_chunked(tr, states, args.trials, args.chunk, "objectives")
     ev = evaluate(tr, states, args.eval_episodes)
@@ -149,18 +163,17 @@ def part_objectives(args, cfg):
         unvisited = np.array([s_cell[j][free[0] & ~visited[j]].mean() if np.any(free[0] & ~visited[j]) else np.nan
                               for j in range(args.seeds)])
         rows.append([
-            {"dra": "1: DRA (storage, orig.)", "elbo_access": "2: note Eq. 8 (access)",
-             "elbo_storage": "3: note Eq. 10 (storage, 1/T)"}[name],
+            LABELS[name],
             mean_sd(ev["reward"][sl]), mean_sd(ev["cost"][sl]), mean_sd(ev["access_cost"][sl]),
             mean_sd(ev["objective_dra"][sl]), mean_sd(ev["objective_elbo_access"][sl]),
-            mean_sd(ev["objective_elbo_storage"][sl]), mean_sd(w_sig),
+            mean_sd(ev["objective_elbo_storage"][sl]), mean_sd(ev["objective_elbo_storage_rate"][sl]), mean_sd(w_sig),
             "all visited" if np.all(np.isnan(unvisited)) else f"{np.nanmean(unvisited):.2f}",
             mean_sd(ev["episode_length"][sl]),
         ])
         sig_cells.append(s_cell.mean(0).reshape(6, 9))
         ent_cells.append(plots.choice_entropy(q, sig, float(cfg.beta)).mean(0).reshape(6, 9))
     print(md_table(["objective optimised", "reward", "storage cost lam*sum KL", "access cost lam*E sum_t KL(s_t)",
-                    "obj. 1 value", "obj. 2 value", "obj. 3 value", "sigma on visited cells (visit-weighted)",
+                    "obj. 1 value", "obj. 2 value", "obj. 3 value", "obj. 4 value", "sigma on visited cells (visit-weighted)",
                     "sigma on unvisited free cells", "episode length"], rows))
 
     import matplotlib
@@ -168,7 +181,7 @@ def part_objectives(args, cfg):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6))
+    fig, axes = plt.subplots(2, len(names), figsize=(4.4 * len(names), 6), squeeze=False)
     for i, name in enumerate(names):
         for r, (img, lab, cmap) in enumerate(((sig_cells[i], "mean sigma", "magma"), (ent_cells[i], "choice entropy", "cividis"))):
             ax = axes[r, i]
@@ -216,16 +229,65 @@ def part_equal(args, cfg):
     print(f"\ntuned equal precision: {best[0]} (objective {best[1]:.2f})")
 
 
+def part_paper(args):
+    """The original's convergence protocol at its settings, beside its saved values."""
+    cfg = paper_config("DRA-maze")
+    if args.quick:
+        cfg = dataclasses.replace(cfg, n_trials=600)
+    n_trials, sig0 = cfg.n_trials, [1.0, 3.0, 4.0, 5.0]
+    print(f"\n## P. Original protocol (convergence_fig1c.py): paper preset (lr_q {cfg.lr_q}, {n_trials} trials, "
+          f"no switch), 100 fresh episodes after trials 1, 101, ...; {args.seeds} seeds per sigma0; plus "
+          f"lr_q 0.2 (our default) at sigma0 3 under the same protocol\n")
+    tr = maze_trainer(cfg, switch=False)
+    settings = [(s, cfg.lr_q) for s in sig0] + [(3.0, 0.2)]
+    n = args.seeds
+    keys = jax.random.split(jax.random.PRNGKey(7), n * len(settings))
+    s0 = jnp.repeat(jnp.asarray([a for a, _ in settings]), n)
+    lrq = jnp.repeat(jnp.asarray([b for _, b in settings]), n)
+    states = jax.vmap(lambda k, a, b: tr.init_with(k, sigma0=a, lr_q=b))(keys, s0, lrq)
+    chunk = 100 if args.quick else 500
+    step = jax.jit(jax.vmap(lambda s, k: tr.run_evaluated(s, k, chunk, 100, 100)))
+    evs, t0 = [], time.time()
+    for i in range(n_trials // chunk):
+        ek = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(8), i), n * len(settings))
+        states, _, ev = step(states, ek)
+        evs.append(jax.tree.map(np.asarray, {k: ev[k] for k in ("reward", "cost", "objective_dra")}))
+        print(f"  [paper protocol] trials {(i + 1) * chunk}/{n_trials}  {time.time() - t0:6.1f}s", flush=True)
+    wall = time.time() - t0
+    ev = {k: np.concatenate([e[k] for e in evs], axis=1) for k in evs[0]}  # (agents, n_trials // 100)
+    last = min(10, ev["cost"].shape[1])
+    rows = []
+    for j, (s, lr) in enumerate(settings):
+        sl = slice(j * n, (j + 1) * n)
+        t = lambda k: ev[k][sl, -last:].mean(1)
+        saved = SAVED_LAST10.get(s) if lr == cfg.lr_q else None
+        rows.append([f"{s:g}", f"{lr:g}", mean_sd(t("objective_dra")), mean_sd(t("cost")), mean_sd(t("reward")),
+                     *([f"{v:.2f}" for v in saved] if saved else ["", "", ""])])
+    print(md_table(["sigma0", "lr_q", f"objective (last {last} evals)", "cost", "reward",
+                    "saved objective", "saved cost", "saved reward"], rows))
+    print(f"\n(mean ± sd over {n} seeds of each seed's mean of its last {last} evaluations of 100 fresh "
+          f"episodes; saved: mean over the original's 5 runs of the same; wall {wall:.0f}s for "
+          f"{n * len(settings)} vmapped agents)")
+    return ev
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="2 seeds x 600 trials")
-    p.add_argument("--parts", default="ABCD", help="which parts to run (A, B, C, D)")
+    p.add_argument("--parts", default="ABCD", help="which parts to run (A, B, C, D, P)")
+    p.add_argument("--objectives", default=",".join(objectives.OBJECTIVES),
+                   help="part C: comma-separated objectives")
+    p.add_argument("--preset", default="default", help="parts A-D: 'default' (1e4 trials) or 'paper'")
     args = p.parse_args()
+    args.objectives = [o.strip() for o in args.objectives.split(",")]
+    for o in args.objectives:
+        objectives.check_names(o, "A")
     args.seeds = 2 if args.quick else 5
-    args.trials = 600 if args.quick else 10_000
-    args.chunk = 300 if args.quick else 1000
+    cfg = preset_config(args.preset, "DRA-maze")
+    args.trials = 600 if args.quick else cfg.n_trials
+    args.chunk = 300 if args.quick else (1000 if args.trials % 1000 == 0 else 500)
     args.eval_episodes = 100 if args.quick else 1000
-    cfg = Config(n_trials=args.trials)
+    cfg = dataclasses.replace(cfg, n_trials=args.trials)
     args.figs = fig_dir(args.quick)
     print(f"# DRA maze benchmark ({'quick' if args.quick else 'full'}; jax {jax.__version__}, "
           f"{jax.devices()[0].platform})")
@@ -238,6 +300,8 @@ def main():
         part_objectives(args, cfg)
     if "D" in args.parts:
         part_equal(args, cfg)
+    if "P" in args.parts:
+        part_paper(args)
     print(f"\ntotal wall time {time.time() - t0:.0f}s")
 
 

@@ -2,6 +2,14 @@
 
     python benchmarks/dra_mountaincar.py          # 2 seeds x 1e4 trials
     python benchmarks/dra_mountaincar.py --quick  # 2 seeds x 300 trials
+    python benchmarks/dra_mountaincar.py --paper  # Fig. 2D: baselines R, Q, A at the paper preset
+
+``--paper``: the original's Fig. 2D (``dynamicResourceAllocator.py`` main): 5000 episodes
+(``paper_config``; beta_t = min(1.5**(t/1000), 10) reaches 1.5**5 = 7.6), one run per
+gradient baseline R, Q, A there (here ``--seeds`` per baseline, one vmapped program). Its
+bar is ``mean(100-episode return averages, all but the last 3) - final cost``, where the
+averaged returns are the learning episodes' ('R') or the learning and the 10 gradient
+rollouts' ('Q', 'A'); printed beside a final evaluation on 200 fresh episodes.
 
 Settings of the original's ``dynamicResourceAllocator.py``: q ~ U(-1, 1), sigma0 1,
 sigma_base 5, sigma in [0.01, 10], gamma 1, lr_q 0.2, lr_sigma 0.1, lambda 0.1, 10 rollouts,
@@ -23,17 +31,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dra_common import fig_dir, evaluate, md_table, mean_sd, run_chunked
 from dra_jax import plots
-from dra_jax.trainer import default_config, make_trainer
+from dra_jax.trainer import default_config, make_trainer, paper_config
+
+
+def fig2d(args):
+    cfg = paper_config("DRA-mountaincar")
+    n_trials = 300 if args.quick else cfg.n_trials
+    chunk = 100 if args.quick else 500
+    cfg = dataclasses.replace(cfg, n_trials=n_trials)
+    tr = make_trainer(cfg, "DRA-mountaincar")
+    names, n = ["R", "Q", "A"], args.seeds
+    print(f"# DRA MountainCar Fig. 2D: baselines {names}, {n} seeds each, {n_trials} episodes (paper preset)\n")
+    from dra_jax import objectives as O
+    ids = jnp.repeat(jnp.asarray([O.BASELINES.index(b) for b in names]), n)
+    states = jax.vmap(lambda k, b: tr.init_with(k, baseline=b))(jax.random.split(jax.random.PRNGKey(0), 3 * n), ids)
+    t0 = time.time()
+    states, m = run_chunked(tr, states, n_trials, chunk, "fig2d")
+    wall = time.time() - t0
+    ev = evaluate(tr, states, 200)
+    learn, roll = np.asarray(m["learn_return"]), np.asarray(m["return"])
+    rows = []
+    for j, b in enumerate(names):
+        sl = slice(j * n, (j + 1) * n)
+        per_ep = learn[sl] if b == "R" else (learn[sl] + 10 * roll[sl]) / 11  # episodes in the orig's average
+        blocks = per_ep.reshape(n, -1, 100).mean(-1)
+        orig_reward = blocks[:, :-3].mean(1) if blocks.shape[1] > 3 else blocks.mean(1)
+        cost = ev["cost"][sl]
+        rows.append([b, mean_sd(orig_reward), mean_sd(cost), mean_sd(orig_reward - cost),
+                     mean_sd(ev["reward"][sl]), mean_sd(ev["objective_dra"][sl]),
+                     mean_sd(learn[sl][:, -500:].mean(1))])
+    print(md_table(["baseline", "orig. reward (mean over training)", "final cost", "orig. Fig. 2D objective",
+                    "final eval reward (200 ep.)", "final eval objective", "learning return, last 500"], rows))
+    print(f"\n(wall {wall:.0f}s for {3 * n} vmapped agents)")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--paper", action="store_true", help="Fig. 2D: baselines R, Q, A at the paper preset")
+    p.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
+    if args.paper:
+        return fig2d(args)
     args.figs = fig_dir(args.quick)
     n = 300 if args.quick else 10_000
     chunk = 100 if args.quick else 1000

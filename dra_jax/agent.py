@@ -8,11 +8,17 @@ Per trial (the DRA algorithm of the paper, as the original code runs it):
    (a time-limit truncation bootstraps).
 2. *Gradient rollouts*: ``n_rollouts`` episodes with ``q`` and ``sigma`` fixed; their
    mean gives the stochastic gradient of the chosen objective (``objectives.py``; two
-   passes over the same episodes: per-trajectory scalars, then one gradient table).
+   passes over the same episodes: per-trajectory scalars, then one gradient table). They
+   start from fresh start states, or (``Spec.same_start``, the original's Huys script)
+   all from the learning episode's start state.
 3. ``sigma += lr_sigma * (gradient + storage-cost gradient)``, clipped to
    ``[sigma_min, sigma_max]``. With ``allocation='equal'`` one precision is shared by every
    state-action: it moves by the mean of the per-entry gradients (the exact gradient of the
    shared parameter divided by the table size, so ``lr_sigma`` keeps its scale).
+
+*Known memories* (``tabular_task(..., known_memories=True)``; the original's Huys script):
+the entries of the env's ``known_memories`` mask start at the known ``q`` and ``sigma`` and
+never change (neither ``q`` nor ``sigma`` is updated), and they pay no storage cost.
 
 Everything is a pure function of pytrees: ``jit`` it, ``vmap`` it over seeds and over the
 hyperparameters in ``Hyper`` (a lambda sweep is one vmapped call).
@@ -25,6 +31,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from dra_jax import memory, objectives
@@ -44,10 +51,17 @@ class TabularTask:
     index: Callable[[jax.Array], jax.Array]
     params_for_trial: Callable[[Any, jax.Array], Any]
     grid_shape: tuple[int, ...]
+    horizon: float  # the task's horizon (Eq. 10's default T); 0 if the env defines none
+    known_mask: Any  # (S, A) bool numpy: memories held fixed (all False by default)
+    known_q: Any  # (S, A) their q
+    known_sigma: Any  # (S, A) their sigma
 
 
-def tabular_task(env, env_params) -> TabularTask:
-    """Wrap an env exposing ``num_tabular_states``/``tabular_index`` (see ``envs_jax.dra_tasks``)."""
+def tabular_task(env, env_params, known_memories: bool = False) -> TabularTask:
+    """Wrap an env exposing ``num_tabular_states``/``tabular_index`` (see ``envs_jax.dra_tasks``).
+
+    ``horizon``: ``env.dra_horizon(params)`` if defined, else ``params.max_steps_in_episode``
+    (0 if neither). ``known_memories=True`` reads ``env.known_memories(params)``."""
     for attr in ("num_tabular_states", "tabular_index"):
         if not hasattr(env, attr):
             raise ValueError(
@@ -57,14 +71,30 @@ def tabular_task(env, env_params) -> TabularTask:
     n = int(env.num_tabular_states(env_params))
     grid = tuple(env.tabular_grid_shape(env_params)) if hasattr(env, "tabular_grid_shape") else (n,)
     pft = getattr(env, "params_for_trial", None) or (lambda p, t: p)
+    if hasattr(env, "dra_horizon"):
+        horizon = float(env.dra_horizon(env_params))
+    else:
+        horizon = float(getattr(env_params, "max_steps_in_episode", 0))
+    A = int(env.num_actions)
+    if known_memories:
+        if not hasattr(env, "known_memories"):
+            raise ValueError(f"environment {getattr(env, 'name', env)!r} has no known_memories(params); "
+                             "known_memories=True is for tasks that define them (DRA-huys)")
+        mask, kq, ks = (np.asarray(x) for x in env.known_memories(env_params))
+    else:
+        mask, kq, ks = np.zeros((n, A), bool), np.zeros((n, A), np.float32), np.ones((n, A), np.float32)
     return TabularTask(
         env=env,
         env_params=env_params,
         num_states=n,
-        num_actions=int(env.num_actions),
+        num_actions=A,
         index=lambda obs: env.tabular_index(obs, env_params),
         params_for_trial=pft,
         grid_shape=grid,
+        horizon=horizon,
+        known_mask=mask.astype(bool),
+        known_q=kq.astype(np.float32),
+        known_sigma=ks.astype(np.float32),
     )
 
 
@@ -115,15 +145,19 @@ class Spec(struct.PyTreeNode):
     n_rollouts: int = struct.field(pytree_node=False, default=10)
     sigma_min: float = struct.field(pytree_node=False, default=0.01)
     sigma_max: float = struct.field(pytree_node=False, default=100.0)
-    horizon_T: float = struct.field(pytree_node=False, default=0.0)
+    horizon_T: float = struct.field(pytree_node=False, default=0.0)  # Eq. 10's fixed T (> 0 to use Eq. 10)
     max_steps: int = struct.field(pytree_node=False, default=1000)
+    same_start: bool = struct.field(pytree_node=False, default=False)  # rollouts from the learning episode's start
 
 
 def init_agent(key: jax.Array, task: TabularTask, hyper: Hyper, q_init_scale: float = 0.0) -> AgentState:
-    """``q ~ U(-q_init_scale, q_init_scale)`` (0: zeros), ``sigma = sigma0`` everywhere."""
+    """``q ~ U(-q_init_scale, q_init_scale)`` (0: zeros), ``sigma = sigma0`` everywhere,
+    except the task's known memories (their ``known_q``, ``known_sigma``)."""
     shape = (task.num_states, task.num_actions)
     q = q_init_scale * jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
     sigma = jnp.full(shape, 1.0) * hyper.sigma0
+    q = jnp.where(task.known_mask, task.known_q, q)
+    sigma = jnp.where(task.known_mask, task.known_sigma, sigma)
     return AgentState(q=q.astype(jnp.float32), sigma=sigma.astype(jnp.float32))
 
 
@@ -144,14 +178,18 @@ def _draws(key, t, n: int, num_actions: int):
             jax.random.split(ks, n))
 
 
-def learning_episode(key, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
+def learning_episode(key, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec,
+                     reset_key=None):
     """One episode of soft Thompson sampling with online expected-SARSA updates of ``q``
-    (``zeta'`` drawn at ``s'`` for the target is reused to act at ``s'``).
+    (``zeta'`` drawn at ``s'`` for the target is reused to act at ``s'``); the task's known
+    memories keep their ``q``. ``reset_key``: the key of the start state (default: from ``key``).
 
     Returns ``(q, return, length)``."""
     env = task.env
     A = task.num_actions
     k_reset, k_zeta, key = jax.random.split(key, 3)
+    if reset_key is not None:
+        k_reset = reset_key
     obs, env_state = env.reset_env(k_reset, env_params)
     zeta0 = memory.sample_zeta(k_zeta, A)
     sigma = agent.sigma
@@ -173,24 +211,27 @@ def learning_episode(key, agent: AgentState, hyper: Hyper, beta, task: TabularTa
 
     init = (env_state, obs, zeta0, jnp.asarray(False), agent.q, jnp.asarray(0.0), jnp.asarray(0))
     *_, q, ret, t = jax.lax.while_loop(lambda c: ~c[3], body, init)
-    return q, ret, t
+    return jnp.where(task.known_mask, agent.q, q), ret, t
 
 
 def _rollouts(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec,
-              weights=None):
+              weights=None, start_key=None):
     """``n`` episodes with ``q``, ``sigma`` fixed, stepped together in one loop.
 
     ``weights=None``: returns ``objectives.RolloutStats`` (per-trajectory scalars, visits).
     ``weights=(c, w)``: replays the *same* episodes (same key) and returns the table
     ``sum_n sum_t [c_n e_nt Psi_nt + w_n dH_nt]`` ``(S, A)`` (see ``objectives.py``).
     The loop carries one table per agent, not one per trajectory, so vmapping many agents
-    stays cheap."""
+    stays cheap. ``start_key``: all ``n`` episodes start from the start state this key draws
+    (default: independent start states)."""
     env = task.env
     A, S = task.num_actions, task.num_states
     q, sigma = agent.q, agent.sigma
     k_reset, key = jax.random.split(key)
-    obs, env_state = jax.vmap(env.reset_env, in_axes=(0, None))(jax.random.split(k_reset, n), env_params)
-    kl_row_sums = jnp.sum(memory.kl_gaussian(sigma, hyper.sigma_base), axis=-1)  # (S,)
+    reset_keys = (jax.random.split(k_reset, n) if start_key is None
+                  else jnp.broadcast_to(start_key, (n,) + start_key.shape))
+    obs, env_state = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, env_params)
+    kl_row_sums = jnp.sum(_kl_table(agent, hyper, task), axis=-1)  # (S,)
     accumulate = weights is not None
 
     def body(c):
@@ -233,32 +274,46 @@ def _rollouts(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularT
     return table if accumulate else st
 
 
-def rollout_stats(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
+def rollout_stats(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec,
+                  start_key=None):
     """Per-trajectory sums of ``n`` episodes (no gradient): ``objectives.RolloutStats``."""
-    return _rollouts(key, n, agent, hyper, beta, task, env_params, spec)
+    return _rollouts(key, n, agent, hyper, beta, task, env_params, spec, start_key=start_key)
 
 
-def sigma_gradient(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec):
+def sigma_gradient(key, n: int, agent: AgentState, hyper: Hyper, beta, task: TabularTask, env_params, spec: Spec,
+                   start_key=None):
     """Stochastic gradient of the objective w.r.t. sigma from ``n`` trajectories, plus the
     storage-cost term. Returns ``(gradient (S, A), RolloutStats)``.
 
     Pass 1 sums each trajectory's scalars (return, entropy, access KL, length); pass 2
-    replays the same trajectories and sums the weighted score and entropy gradients."""
-    stats = rollout_stats(key, n, agent, hyper, beta, task, env_params, spec)
+    replays the same trajectories and sums the weighted score and entropy gradients.
+    ``start_key``: every trajectory starts from the state this key draws (see ``_rollouts``)."""
+    stats = rollout_stats(key, n, agent, hyper, beta, task, env_params, spec, start_key)
     c, w, a = objectives.gradient_weights(hyper.objective, hyper.baseline, stats, hyper.lmbda, spec.horizon_T)
-    table = _rollouts(key, n, agent, hyper, beta, task, env_params, spec, weights=(c, w))
+    table = _rollouts(key, n, agent, hyper, beta, task, env_params, spec, weights=(c, w), start_key=start_key)
     access = -a * hyper.lmbda * stats.visits[:, None] * memory.kl_gaussian_grad(agent.sigma, hyper.sigma_base)
     g = (table + access) / n + objectives.storage_gradient(
         hyper.objective, agent.sigma, hyper.sigma_base, hyper.lmbda)
     return g, stats
 
 
-def update_sigma(sigma: jax.Array, grad: jax.Array, hyper: Hyper, spec: Spec) -> jax.Array:
-    """Gradient ascent step on sigma, clipped to ``[sigma_min, sigma_max]``."""
-    grad = jnp.where(hyper.equal, jnp.mean(grad), grad)
-    return jnp.clip(sigma + hyper.lr_sigma * grad, spec.sigma_min, spec.sigma_max)
+def update_sigma(sigma: jax.Array, grad: jax.Array, hyper: Hyper, spec: Spec,
+                 task: TabularTask | None = None) -> jax.Array:
+    """Gradient ascent step on sigma, clipped to ``[sigma_min, sigma_max]``; the task's
+    known memories (if ``task`` is given) keep their sigma and stay out of the equal mean."""
+    free = np.ones(sigma.shape[-2:], bool) if task is None else ~task.known_mask
+    mean_free = jnp.sum(jnp.where(free, grad, 0.0)) / max(int(free.sum()), 1)
+    grad = jnp.where(hyper.equal, mean_free, grad)
+    new = jnp.clip(sigma + hyper.lr_sigma * grad, spec.sigma_min, spec.sigma_max)
+    return jnp.where(free, new, sigma)
 
 
-def storage_kl(agent: AgentState, hyper: Hyper) -> jax.Array:
-    """``sum_{s,a} KL(N(q, sigma^2) || N(q, sigma_base^2))``."""
-    return jnp.sum(memory.kl_gaussian(agent.sigma, hyper.sigma_base))
+def _kl_table(agent: AgentState, hyper: Hyper, task: TabularTask | None) -> jax.Array:
+    kl = memory.kl_gaussian(agent.sigma, hyper.sigma_base)
+    return kl if task is None else jnp.where(task.known_mask, 0.0, kl)
+
+
+def storage_kl(agent: AgentState, hyper: Hyper, task: TabularTask | None = None) -> jax.Array:
+    """``sum_{s,a} KL(N(q, sigma^2) || N(q, sigma_base^2))`` over the memories that are
+    not known (all of them when ``task`` is None or has none)."""
+    return jnp.sum(_kl_table(agent, hyper, task))

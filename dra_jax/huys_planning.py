@@ -22,9 +22,12 @@ Deviation from the original: it optimises sigma by CMA-ES (flexible) and Bayesia
 optimisation (equal) on Monte-Carlo estimates. Here flexible sigma follows the
 score-function gradient (``score_gradient``: ``d/dsigma E[f] = E[(f - b) (zeta^2 - 1) / sigma]``,
 leave-one-out baseline ``b``) with Adam, projected on ``[1, 100]``, from several restarts;
-equal precision is tuned on a grid. The original's bookkeeping of explored paths (appending
-to the first path ending in the current state) can merge paths when a path returns to its
-start state; we implement the stated rule (distinct depth-first paths).
+equal precision is tuned on a grid. The original reports, per budget, the *mean* over its
+10 restarts of each restart's Monte-Carlo objective (1000 trials; ``plotting.plot_curves``),
+not the best restart. Its search is the same as this one: its bookkeeping of explored
+paths (appending to the first path that ends in the current state) indexes states by
+depth, so an unfinished path is never confused with another, and its ``N_visitsLeft``
+counters give the same depth-first order with children ranked by ``Q~``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,23 @@ over any of them is one vmapped call::
     lams = jnp.array([0.01, 0.1, 1.0])
     states = jax.vmap(lambda k, l: tr.init_with(k, lmbda=l))(keys, lams)
     states, metrics = jax.jit(jax.vmap(lambda s: tr.run(s, 2000)))(states)
+
+Presets (``PRESETS[name](env_id, **overrides) -> Config``, or ``preset_config(name, env_id)``):
+
+* ``"default"`` (``default_config``): maze: the original's ``choiceEntropy_fig1b.py`` (1e4
+  trials, lr_q 0.2; the maze switch at 3000); MountainCar: ``dynamicResourceAllocator.py``
+  run for 1e4 trials; Huys: our settings (beta 0.1, lr_sigma 0.05, sigma0 50, baseline 'A',
+  every memory learned, 5000 trials).
+* ``"paper"`` (``paper_config``): the settings of the original's runs behind the published
+  numbers. Maze: ``convergence_fig1c.py`` (5000 trials, lr_q 0.1; its protocol evaluates
+  100 fresh episodes every 100 trials: ``run_evaluated``; it never switches the maze, which
+  the benchmark does with ``make_maze(switch_trial=10**9)``). MountainCar:
+  ``dynamicResourceAllocator.py`` as run there (5000 episodes, so beta_t = 1.5**(t/1000)
+  rises to 1.5**5 = 7.6). Huys: ``train_fig3.py`` (beta 10, lambda 1, lr_q = lr_sigma = 0.1,
+  gamma 1, sigma0 = sigma_base = 100, sigma in [1, 100], baseline 'R', 6e4 trials; the
+  last move's memories fixed at the known rewards with sigma 1 and free of cost
+  (``known_memories``); gradient rollouts start from the learning episode's start state
+  (``rollout_start='learning'``)). The original's 5 restarts are the benchmark's seeds.
 """
 
 from __future__ import annotations
@@ -56,9 +73,11 @@ class Config:
     sigma_min: float = 0.01  # lower clip of sigma (orig)
     sigma_max: float = 100.0  # upper clip of sigma (orig maze 100, MountainCar 10)
     q_init_scale: float = 0.0  # q ~ U(-s, s) at init (orig maze 0, MountainCar 1)
-    horizon_T: float = 0.0  # Eq. 10's T; 0 = each trajectory's own length
+    horizon_T: float = 0.0  # note Eq. 10's fixed T ("elbo_storage"); 0 = the task's horizon (env.dra_horizon)
     max_steps: int = 1000  # cap on an episode's steps (orig maze: none; a jitted loop needs one)
     snapshot_trial: int = -1  # (q, sigma) kept for the "before" picture; -1: env switch - 1, else mid-run
+    rollout_start: str = "fresh"  # gradient rollouts start: "fresh" start states | "learning": the learning episode's (orig Huys)
+    known_memories: bool = False  # hold the env's known memories fixed, free of cost (orig Huys: the last move's)
 
     def __post_init__(self):
         objectives.check_names(self.objective, self.baseline)
@@ -74,6 +93,10 @@ class Config:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.sigma_max < self.sigma_min:
             raise ValueError(f"sigma_max ({self.sigma_max}) < sigma_min ({self.sigma_min})")
+        if self.rollout_start not in ("fresh", "learning"):
+            raise ValueError(f"unknown rollout_start {self.rollout_start!r}; choose 'fresh' or 'learning'")
+        if not self.horizon_T >= 0:
+            raise ValueError(f"horizon_T must be >= 0 (0: the task's horizon), got {self.horizon_T}")
 
 
 def default_config(env_id: str, **overrides: Any) -> Config:
@@ -93,6 +116,32 @@ def default_config(env_id: str, **overrides: Any) -> Config:
     return dataclasses.replace(Config(), **{**presets.get(env_id, {}), **overrides})
 
 
+def paper_config(env_id: str, **overrides: Any) -> Config:
+    """The settings of the original's runs behind the published numbers (module docstring,
+    "Presets"): maze ``convergence_fig1c.py``, MountainCar ``dynamicResourceAllocator.py``
+    (5000 episodes), Huys ``train_fig3.py``."""
+    presets = {
+        "DRA-maze": dict(n_trials=5000, lr_q=0.1),
+        "DRA-mountaincar": dict(n_trials=5000),
+        "DRA-huys": dict(
+            n_trials=60_000, beta=10.0, lmbda=1.0, gamma=1.0, lr_q=0.1, lr_sigma=0.1, sigma0=100.0,
+            sigma_base=100.0, sigma_min=1.0, sigma_max=100.0, baseline="R", max_steps=3,
+            known_memories=True, rollout_start="learning",
+        ),
+    }
+    return default_config(env_id, **{**presets.get(env_id, {}), **overrides})
+
+
+PRESETS = {"default": default_config, "paper": paper_config}
+
+
+def preset_config(name: str, env_id: str, **overrides: Any) -> Config:
+    """``PRESETS[name](env_id, **overrides)``, with one clear error for an unknown name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown DRA preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name](env_id, **overrides)
+
+
 @struct.dataclass
 class TrainState:
     key: jax.Array
@@ -103,7 +152,11 @@ class TrainState:
 
 
 class DRATrainer:
-    """Implements the ``ppo_jax.trainer.Trainer`` protocol for tabular DRA."""
+    """Implements the ``ppo_jax.trainer.Trainer`` protocol for tabular DRA.
+
+    ``spec.horizon_T`` is note Eq. 10's fixed T: ``Config.horizon_T`` if > 0, else the task's
+    horizon (``task.horizon``: ``env.dra_horizon``).  The storage cost (``cost``) leaves out
+    the task's known memories (``Config.known_memories``)."""
 
     def __init__(self, config: Config, env_id: str, env=None, env_params=None):
         if env is None:
@@ -112,13 +165,18 @@ class DRATrainer:
             env, env_params = registry.make(env_id)
         self.config = config
         self.env_id = env_id
-        self.task = agent_lib.tabular_task(env, env_params)
+        self.task = agent_lib.tabular_task(env, env_params, known_memories=config.known_memories)
+        horizon_T = config.horizon_T if config.horizon_T > 0 else self.task.horizon
+        if not horizon_T > 0:
+            raise ValueError(f"environment {env_id!r} defines no horizon (dra_horizon or max_steps_in_episode); "
+                             "set Config.horizon_T (> 0), the fixed T of note Eq. 10")
         self.spec = agent_lib.Spec(
             n_rollouts=config.n_rollouts,
             sigma_min=config.sigma_min,
             sigma_max=config.sigma_max,
-            horizon_T=config.horizon_T,
+            horizon_T=float(horizon_T),
             max_steps=config.max_steps,
+            same_start=config.rollout_start == "learning",
         )
         self.num_updates = int(config.n_trials)
         self.steps_per_update = 1  # one trial per update: the x-axis counts trials
@@ -166,13 +224,15 @@ class DRATrainer:
         task, spec, hyper = self.task, self.spec, state.hyper
         params = task.params_for_trial(task.env_params, state.trial)
         beta = self._beta(hyper, state.trial)
-        key, k_learn, k_roll = jax.random.split(state.key, 3)
-        q, learn_ret, _ = agent_lib.learning_episode(k_learn, state.agent, hyper, beta, task, params, spec)
+        key, k_learn, k_roll, k_start = jax.random.split(state.key, 4)
+        q, learn_ret, _ = agent_lib.learning_episode(k_learn, state.agent, hyper, beta, task, params, spec,
+                                                     reset_key=k_start)
         ag = state.agent.replace(q=q)
-        grad, stats = agent_lib.sigma_gradient(k_roll, spec.n_rollouts, ag, hyper, beta, task, params, spec)
-        kl_total = agent_lib.storage_kl(ag, hyper)
+        grad, stats = agent_lib.sigma_gradient(k_roll, spec.n_rollouts, ag, hyper, beta, task, params, spec,
+                                               start_key=k_start if spec.same_start else None)
+        kl_total = agent_lib.storage_kl(ag, hyper, task)
         values = objectives.trajectory_value(hyper.objective, stats, hyper.lmbda, kl_total, spec.horizon_T)
-        new_ag = ag.replace(sigma=agent_lib.update_sigma(ag.sigma, grad, hyper, spec))
+        new_ag = ag.replace(sigma=agent_lib.update_sigma(ag.sigma, grad, hyper, spec, task))
         take = state.trial == self.snapshot_trial
         snapshot = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_ag, state.snapshot)
         ret = jnp.mean(stats.ret)
@@ -201,6 +261,28 @@ class DRATrainer:
 
         return jax.lax.scan(body, state, None, length=int(num_updates))
 
+    def run_evaluated(self, state: TrainState, key: jax.Array, num_updates: int, eval_every: int = 100,
+                      eval_episodes: int = 100):
+        """The original's convergence protocol (``convergence_fig1c.py``): train
+        ``num_updates`` trials and, after trial ``ii`` for ``ii % eval_every == 0`` (0-based:
+        after 1, 1 + eval_every, ... trials), evaluate ``eval_episodes`` fresh episodes.
+        Returns ``(state, metrics, evals)``: per-trial ``metrics`` (leading dim
+        ``num_updates``) and ``evaluate``'s dict with leading dim ``num_updates // eval_every``."""
+        if num_updates % eval_every:
+            raise ValueError(f"num_updates ({num_updates}) must be a multiple of eval_every ({eval_every})")
+
+        def block(s, k):
+            s, m1 = self.trial_step(s)
+            ev = self.evaluate(s, k, eval_episodes)
+            s, m = self.run(s, eval_every - 1)
+            m = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), m1, m)
+            return s, (m, ev)
+
+        n_blocks = num_updates // eval_every
+        state, (m, ev) = jax.lax.scan(block, state, jax.random.split(key, n_blocks))
+        m = jax.tree.map(lambda a: a.reshape((num_updates,) + a.shape[2:]), m)
+        return state, m, ev
+
     # ---------------------------------------------------------------------------------
     def evaluate(self, state: TrainState, key: jax.Array, n_episodes: int = 1000) -> dict[str, jax.Array]:
         """Fresh rollouts of the current agent (no learning): reward, storage and access
@@ -209,7 +291,7 @@ class DRATrainer:
         params = task.params_for_trial(task.env_params, state.trial)
         beta = self._beta(hyper, state.trial)
         stats = agent_lib.rollout_stats(key, n_episodes, state.agent, hyper, beta, task, params, spec)
-        kl_total = agent_lib.storage_kl(state.agent, hyper)
+        kl_total = agent_lib.storage_kl(state.agent, hyper, task)
         out = {"reward": jnp.mean(stats.ret), "cost": hyper.lmbda * kl_total,
                "access_cost": hyper.lmbda * jnp.mean(stats.kl_visits),
                "entropy": jnp.mean(stats.ent),

@@ -9,7 +9,14 @@ tabular DRA agent (``dra_jax``) reads:
 * ``tabular_grid_shape(params) -> tuple``: how those rows lay out on a picture
   (maze cells, (position, velocity) cells, (moves left, state));
 * ``params_for_trial(params, trial) -> params``: the parameters in force at a given trial
-  (the maze's switch; identity elsewhere).
+  (the maze's switch; identity elsewhere);
+* ``dra_horizon(params) -> float``: the task's horizon, the fixed ``T`` of note Eq. 10
+  (``dra_jax.objectives``): Huys ``depth``, MountainCar 200 (its time limit), maze
+  ``MAZE_HORIZON`` = 19 (the maze has no horizon: episodes end at the goal; 19 is the
+  length of a converged DRA agent's episode under the original's settings, 18.6 measured);
+* Huys only, ``known_memories(params) -> (mask, q, sigma)``: the memories of the last move
+  (immediate rewards), which the original's ``train_fig3.py`` holds fixed at the known
+  rewards with sigma = 1.
 
 Tasks:
 
@@ -50,6 +57,8 @@ MAZE_GOAL_REWARD = 10.0
 MAZE_STEP_REWARD = -1.0
 # Actions as in the original: up, down, left, right (row, col) moves.
 MAZE_MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)
+# Eq. 10's fixed T on the maze: a converged agent's episode length (see the module docstring).
+MAZE_HORIZON = 19.0
 
 
 def _obstacle_mask(obstacles) -> np.ndarray:
@@ -164,6 +173,10 @@ class DRAMaze(environment.Environment[MazeState, MazeParams]):
         """Row-major cell index ``row * 9 + col``."""
         return (obs[..., 0] * MAZE_WIDTH + obs[..., 1]).astype(jnp.int32)
 
+    def dra_horizon(self, params: MazeParams | None = None) -> float:
+        """Eq. 10's fixed T: ``MAZE_HORIZON`` (the maze itself has no horizon)."""
+        return MAZE_HORIZON
+
     def tabular_grid_shape(self, params: MazeParams | None = None) -> tuple[int, int]:
         return (MAZE_HEIGHT, MAZE_WIDTH)
 
@@ -274,6 +287,21 @@ class HuysPlanning(environment.Environment[HuysState, HuysParams]):
     def tabular_grid_shape(self, params: HuysParams | None = None) -> tuple[int, int]:
         return (self.depth, HUYS_NUM_NODES)
 
+    def dra_horizon(self, params: HuysParams | None = None) -> float:
+        """Every episode has exactly ``depth`` moves."""
+        return float(self.depth)
+
+    def known_memories(self, params: HuysParams | None = None):
+        """The last move's memories, known exactly in the original's ``train_fig3.py``:
+        ``(mask (S, 2) bool, q (S, 2), sigma (S, 2))`` with ``mask`` true on the rows with one
+        move left, ``q`` there the immediate rewards ``HUYS_REWARD`` and ``sigma`` 1."""
+        S = self.num_tabular_states(params)
+        last = np.zeros((S, 2), bool)
+        last[(self.depth - 1) * HUYS_NUM_NODES:] = True
+        q = np.zeros((S, 2), np.float32)
+        q[(self.depth - 1) * HUYS_NUM_NODES:] = HUYS_REWARD
+        return last, q, np.ones((S, 2), np.float32)
+
 
 def make_huys(depth: int = 3, **kwargs: Any):
     """``(HuysPlanning(depth), HuysParams(max_steps_in_episode=depth, **kwargs))``."""
@@ -318,6 +346,10 @@ class DiscretisedMountainCar(MountainCar):
 
     def tabular_grid_shape(self, params=None) -> tuple[int, int]:
         return MC_GRID
+
+    def dra_horizon(self, params=None) -> float:
+        """The time limit (200 steps)."""
+        return float((params or self.default_params).max_steps_in_episode)
 
 
 def make_mountaincar(**kwargs: Any):

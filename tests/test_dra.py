@@ -15,7 +15,7 @@ from scipy import integrate, optimize, special, stats
 
 from dra_jax import agent as agent_lib
 from dra_jax import memory, objectives
-from dra_jax.trainer import Config, DRATrainer, default_config, make_trainer
+from dra_jax.trainer import Config, DRATrainer, default_config, make_trainer, paper_config
 
 
 # --------------------------------------------------------------------------------------
@@ -133,7 +133,9 @@ def _exact_objective(objective, sig, horizon_T=2.0):
         return reward - LMBDA * kl
     if objective == "elbo_access":  # one step: T = 1, the visited state's KL paid once
         return reward - LMBDA * kl + LMBDA * ent
-    return (reward + LMBDA * ent) / horizon_T - LMBDA * kl
+    if objective == "elbo_storage":  # note Eq. 10, fixed T
+        return reward + LMBDA / horizon_T * ent - LMBDA * kl
+    return reward + LMBDA * ent - LMBDA * kl  # per-trajectory T: every episode has one step
 
 
 @functools.lru_cache(maxsize=None)
@@ -286,18 +288,36 @@ def test_config_rejects_bad_input():
 
 
 def test_huys_and_mountaincar_train_a_few_trials():
-    for env_id in ("DRA-huys", "DRA-mountaincar"):
-        cfg = dataclasses.replace(default_config(env_id), n_trials=3, n_rollouts=2, max_steps=60)
+    """MountainCar (default preset) and Huys at the paper preset (the original's
+    train_fig3.py): the last move's memories stay at the known rewards with sigma = 1 and
+    pay no storage cost (lambda = 1, sigma_base = 100 on the 24 learned memories)."""
+    from envs_jax.dra_tasks import HUYS_REWARD
+
+    # Huys from sigma0 = 50 (the preset's 100 is the upper clip), so that sigma moves and costs
+    configs = (("DRA-huys", paper_config("DRA-huys", sigma0=50.0)),
+               ("DRA-mountaincar", default_config("DRA-mountaincar")))
+    for env_id, cfg in configs:
+        cfg = dataclasses.replace(cfg, n_trials=3, n_rollouts=2, max_steps=60)
         tr = make_trainer(cfg, env_id)
         s, m = jax.jit(lambda s: tr.run(s, 3))(tr.init(jax.random.PRNGKey(0)))
         assert np.all(np.isfinite(np.asarray(m["objective"])))
         assert s.agent.q.shape == (tr.task.num_states, tr.task.num_actions)
+        if env_id == "DRA-huys":
+            q, sig = np.asarray(s.agent.q), np.asarray(s.agent.sigma)
+            np.testing.assert_array_equal(q[12:], HUYS_REWARD)
+            np.testing.assert_array_equal(sig[12:], 1.0)
+            assert np.any(sig[:12] != 50.0)  # the others learn
+            kl = np.sum(np.log(100.0 / sig[:12]) + sig[:12] ** 2 / (2 * 100.0**2) - 0.5)
+            np.testing.assert_allclose(float(agent_lib.storage_kl(s.agent, s.hyper, tr.task)), kl, rtol=1e-4, atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------
 # Multi-step: the 'R' estimator on a two-move Huys task vs finite differences of the exact
 # objective (enumeration over the 2 x 2 action paths, 1-D quadrature per state).
 # --------------------------------------------------------------------------------------
+TWO_MOVE_T = 5.0  # Eq. 10's fixed T in the two-move tests (differs from the episodes' length 2)
+
+
 def _exact_two_move(objective, q, sig, beta, lmbda, sigma_base):
     """Exact value of objective 1/2/3 on ``make_huys(depth=2)`` (uniform start, 2 moves);
     the Gaussian expectations by 200-point Gauss-Hermite quadrature (float64)."""
@@ -324,10 +344,12 @@ def _exact_two_move(objective, q, sig, beta, lmbda, sigma_base):
                 v = r
             elif objective == "elbo_access":
                 v = r - lmbda * (kl_row[s0] + kl_row[6 + s1]) + lmbda * (h1 + h2)
-            else:  # T = 2 for every trajectory
+            elif objective == "elbo_storage":  # fixed T = TWO_MOVE_T (not the length 2)
+                v = r + lmbda / TWO_MOVE_T * (h1 + h2)
+            else:  # each trajectory's own length: 2
                 v = (r + lmbda * (h1 + h2)) / 2
             total += p1[a1] * v / 6
-    if objective in ("dra", "elbo_storage"):
+    if objective != "elbo_access":
         total -= lmbda * kl_row.sum()
     return total
 
@@ -337,7 +359,7 @@ def test_return_estimator_is_unbiased_on_a_two_move_task_for_all_objectives():
 
     env, params = make_huys(depth=2)
     task = agent_lib.tabular_task(env, params)
-    spec = agent_lib.Spec(max_steps=3)
+    spec = agent_lib.Spec(max_steps=3, horizon_T=TWO_MOVE_T)
     beta, lmbda, sb = 0.05, 2.0, 30.0
     rng = np.random.default_rng(0)
     q = rng.normal(0, 30, (12, 2)).astype(np.float32)
@@ -350,8 +372,9 @@ def test_return_estimator_is_unbiased_on_a_two_move_task_for_all_objectives():
         one = lambda k: agent_lib.sigma_gradient(k, 16384, ag, hyper, beta, task, params, spec)[0]
         return jax.vmap(one)(jax.random.split(jax.random.PRNGKey(5), 16))
 
+    gs = {}
     for objective in objectives.OBJECTIVES:
-        g = np.asarray(grads(objectives.objective_id(objective))).reshape(16, -1)
+        g = gs[objective] = np.asarray(grads(objectives.objective_id(objective))).reshape(16, -1)
         mean, se = g.mean(0), g.std(0, ddof=1) / 4
         idx = np.argsort(-np.abs(mean) / se)[:3]  # the three best-determined entries
         for i in idx:
@@ -360,3 +383,18 @@ def test_return_estimator_is_unbiased_on_a_two_move_task_for_all_objectives():
             fd = (_exact_two_move(objective, q, sig.astype(float) + e.reshape(12, 2), beta, lmbda, sb)
                   - _exact_two_move(objective, q, sig.astype(float) - e.reshape(12, 2), beta, lmbda, sb)) / 2e-3
             assert abs(mean[i] - fd) < 4.5 * se[i] + 1e-3 * abs(fd), (objective, i, mean[i], fd, se[i])
+    # Note Eq. 10 with a fixed T: its estimate minus DRA's on the same trajectories is
+    # (lambda/T) d E[sum_t H_t], the entropy term enumerated on its own (test_dra_eq10's
+    # reference, independent of _exact_two_move).
+    from test_dra_eq10 import _exact_entropy
+
+    d = gs["elbo_storage"] - gs["dra"]
+    mean, se = d.mean(0), d.std(0, ddof=1) / 4
+    assert (beta, lmbda, sb) == (0.05, 2.0, 30.0)  # test_dra_eq10's constants (BETA, LMBDA, SB)
+    for i in np.argsort(-np.abs(mean) / se)[:3]:
+        e = np.zeros((12, 2))
+        e.flat[i] = 1e-3
+        fd = lmbda / TWO_MOVE_T * (_exact_entropy(q.astype(float), sig.astype(float) + e)
+                                   - _exact_entropy(q.astype(float), sig.astype(float) - e)) / 2e-3
+        assert abs(mean[i] - fd) < 4.5 * se[i] + 1e-3 * abs(fd), (i, mean[i], fd, se[i])
+        assert abs(fd) > 5 * se[i]
