@@ -44,6 +44,11 @@ class Algo:
     default_env: str
     summary: str
     data_parallel: bool = False
+    # "module:function" with ``function(name, env_id, overrides) -> {config name: config}``
+    # (overrides: the command line's fields per config, applied on top of the preset); None:
+    # only the "default" preset (the config classes' own defaults).
+    presets: str | None = None
+    preset_names: tuple[str, ...] = ("default",)
 
 
 def _load(target: str):
@@ -107,6 +112,8 @@ ALGOS: dict[str, Algo] = {
         build=_build_plain("dra_jax.trainer", "dra"),
         default_env="DRA-maze",
         summary="dynamic resource allocation of memory precision (Patel, Acerbi, Pouget 2020)",
+        presets="train:_dra_presets",
+        preset_names=("default", "paper"),
     ),
     "mu": Algo(
         configs={"mu": "mu_jax.trainer:Config"},
@@ -190,6 +197,8 @@ def _base_parser(add_help: bool) -> argparse.ArgumentParser:
     )
     p.add_argument("--algo", default=DEFAULT_ALGO, help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("--env", default=None, help="environment id (envs_jax.make; gymnax ids pass through); default per algo")
+    p.add_argument("--preset", default="default",
+                   help="settings preset of the algorithm: 'default' (finishes in minutes) or 'paper' (the paper's / original code's settings and budget) where the algorithm has it")
     p.add_argument("--seed", type=int, default=0, help="base seed")
     p.add_argument("--num-seeds", type=int, default=1, help="seeds trained side by side in one vmapped program")
     p.add_argument("--out", default=None, help="run directory (default runs/<algo>-<env>-<time>)")
@@ -237,6 +246,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
         raise UsageError(f"unknown algorithm {pre.algo!r}; choose one of: {', '.join(ALGOS)}")
     algo = ALGOS[pre.algo]
     parser = _base_parser(add_help=True)
+    for action in parser._actions:
+        if action.dest == "preset":
+            action.help = f"settings preset of --algo {pre.algo}: one of {', '.join(algo.preset_names)} (default: the classes' defaults; paper: the paper's and original code's settings and budget)"
     classes = {name: _load(target) for name, target in algo.configs.items()}
     seen: dict[str, str] = {}
     for name, cls in classes.items():
@@ -262,14 +274,24 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     return args, overrides
 
 
-def build_configs(algo: Algo, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    configs = {}
-    for name, target in algo.configs.items():
-        try:
-            configs[name] = _load(target)(**overrides.get(name, {}))
-        except (ValueError, TypeError) as e:
-            raise UsageError(str(e)) from None
-    return configs
+def _dra_presets(name: str, env_id: str, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from dra_jax.trainer import preset_config
+
+    return {"dra": preset_config(name, env_id, **overrides.get("dra", {}))}
+
+
+def build_configs(algo: Algo, overrides: dict[str, dict[str, Any]], preset: str = "default",
+                  env_id: str | None = None) -> dict[str, Any]:
+    """The algorithm's configs: the preset's (``default``: the classes' defaults, or the
+    algorithm's per-env defaults where it has a preset function) with ``overrides`` on top."""
+    if preset not in algo.preset_names:
+        raise UsageError(f"unknown preset {preset!r} for this algorithm; choose one of: {', '.join(algo.preset_names)}")
+    try:
+        if algo.presets is not None:
+            return _load(algo.presets)(preset, env_id or algo.default_env, overrides)
+        return {name: _load(target)(**overrides.get(name, {})) for name, target in algo.configs.items()}
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
 
 
 def _json_configs(configs: dict[str, Any]) -> dict[str, dict]:
@@ -577,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         algo = ALGOS[args.algo]
         env_id = args.env or algo.default_env
-        configs = build_configs(algo, overrides)
+        configs = build_configs(algo, overrides, args.preset, env_id)
         out = Path(args.out) if args.out else Path("runs") / f"{args.algo}-{env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.num_seeds < 1:
             raise UsageError(f"--num-seeds must be positive, got {args.num_seeds}")
