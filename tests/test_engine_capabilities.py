@@ -47,9 +47,9 @@ def test_cost_critic_learns_the_known_cost_values_of_the_probe():
 
 def test_no_cost_critic_unless_asked_and_a_clear_error_without_costs():
     plain = _trainer("Probe-cost", CFG.replace(total_timesteps=8 * 16 * 2))
-    assert plain.cost_critic is None and plain.init(jax.random.PRNGKey(0)).cost_params == ()
-    _, metrics = jax.jit(plain)(jax.random.PRNGKey(0))
-    assert "cost_return" in metrics and "cost_value_loss" not in metrics  # metrics for free, no critic
+    state, metrics = jax.eval_shape(plain, jax.random.PRNGKey(0))  # traced, not compiled
+    assert plain.cost_critic is None and state.cost_params == () and state.cost_opt_state == ()
+    assert "cost_return" in metrics and "cost_rate" in metrics and "cost_value_loss" not in metrics
     with pytest.raises(ValueError, match="reports no info\\['cost'\\]"):
         _trainer("Probe-constant", CFG.replace(cost_critic=True))
 
