@@ -60,6 +60,12 @@ class IARConfig:
     context_dim: int = 64  # state context size (paper: 64)
     encoder_hidden: int = 128  # hidden width of the obs -> context encoder (baselines' hidden width too)
     posterior_layers: int = 2  # coupling layers after the posterior's Gaussian (original: 2)
+    posterior_hidden: int = 0  # hidden width of the posterior's couplings (0: flow_hidden; original: 64)
+    posterior_conditional: bool = True  # posterior couplings see the (state, action) context (original: no)
+    split_context: bool = True  # couplings' context term once per state / action (same function, less compute)
+    lazy_candidates: bool = True  # map candidates beyond S only while a state needs them (same candidates)
+    pg_posterior: bool = False  # the policy gradient also trains the posterior (original: one optimizer, yes)
+    elbo_grad_samples: int = 0  # samples of the ELBO term that carry gradients, the rest forward only (0: all)
     alpha_mode: str = "adaptive"  # sandwich weight: "static", "trainable" (scalar) or "adaptive" (network)
     alpha_init: float = 0.5  # initial (static: fixed) alpha
     alpha_objective: str = "calibration"  # "calibration": fit to a many-sample estimate; "policy": PG loss
@@ -78,7 +84,7 @@ class IARConfig:
             "rejection_coef": ("ratio", "paper"),
             "rejection": ("auto", "on", "off"),
             "alpha_mode": ("static", "trainable", "adaptive"),
-            "alpha_objective": ("calibration", "policy"),
+            "alpha_objective": ("calibration", "policy", "none"),
             "elbo_pairs": ("generator", "rollout"),
             "behaviour_log_prob": ("auto", "on", "off"),
         }
@@ -95,7 +101,8 @@ class IARConfig:
                 f"iar config max_candidates ({self.max_candidates}) must be >= num_candidates "
                 f"({self.num_candidates}) or 0 (= num_candidates)"
             )
-        for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers"):
+        for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers", "posterior_hidden",
+                     "elbo_grad_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"iar config {name} must be a non-negative integer, got {value!r}")
@@ -133,6 +140,7 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         rejection=cfg.rejection,
         critic_hidden=cfg.critic_hidden,
         behaviour_log_prob=behaviour,
+        lazy_candidates=cfg.lazy_candidates,
     )
     if cfg.policy == "factored":
         return FactoredPolicy(env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, **rejection)
@@ -147,6 +155,11 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         context_dim=cfg.context_dim,
         encoder_hidden=cfg.encoder_hidden,
         posterior_layers=cfg.posterior_layers,
+        posterior_hidden=cfg.posterior_hidden,
+        posterior_conditional=cfg.posterior_conditional,
+        split_context=cfg.split_context,
+        pg_posterior=cfg.pg_posterior,
+        elbo_grad_samples=cfg.elbo_grad_samples,
         alpha_mode=cfg.alpha_mode,
         alpha_init=cfg.alpha_init,
         alpha_objective=cfg.alpha_objective,
@@ -174,3 +187,43 @@ def build(env_id: str, configs: dict, mesh=None):
         raise ValueError(f"configs['iar'] must be an IARConfig, got {type(cfg).__name__}")
     env, env_params = envs_jax.make(env_id)
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
+
+
+# Presets: overrides of the ``PPOConfig`` (``IARA2CConfig``) and ``IARConfig`` defaults, by name.
+# ``preset(name)`` returns the configs; train.py can apply them before command-line overrides.
+PRESETS: dict[str, dict[str, dict]] = {
+    # the library defaults (the paper's model; the consistent estimator at <= 30 MFLOP / env step)
+    "default": {"ppo": {}, "iar": {}},
+    # the original code's (cameron-chen/flow-iar, ERA runs of scripts.sh) model and protocol, as
+    # far as they live in iar_jax: S = 32 doubling to 128 (--min_n_samples_inv_rej 32),
+    # c = S / l^2 on every valid candidate, a posterior of hidden 64 with unconditional
+    # couplings (posterior_type flow), one optimizer over all parameters (the policy gradient
+    # reaches the posterior), the adaptive alpha network never optimised, one posterior
+    # sample in the ELBO term. Not reproduced here (engine or encoder work; see RESULTS_iar.md):
+    # the ELBO step's own RMSprop on 256 states of a 2,048-observation buffer after 2,048
+    # warm-up steps and 10 pre-training iterations, SB3's value loss vf_coef * MSE (the engine:
+    # vf_coef * 0.5 * MSE), the GCN + DiffPool encoder shared by actor and critic.
+    "paper": {
+        "ppo": {},
+        "iar": dict(
+            num_candidates=32,
+            max_candidates=128,
+            rejection_coef="paper",
+            rejection_subset=0,
+            posterior_hidden=64,
+            posterior_conditional=False,
+            pg_posterior=True,
+            alpha_mode="adaptive",
+            alpha_objective="none",
+            elbo_grad_samples=1,
+        ),
+    },
+}
+
+
+def preset(name: str) -> dict:
+    """``{"ppo": IARA2CConfig, "iar": IARConfig}`` of preset ``name`` (``PRESETS``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown iar preset {name!r}; choose from {sorted(PRESETS)}")
+    p = PRESETS[name]
+    return {"ppo": dataclasses.replace(IARA2CConfig(), **p["ppo"]), "iar": IARConfig(**p["iar"])}

@@ -76,6 +76,7 @@ class AffineCoupling(nn.Module):
     dim: int
     hidden: int
     scale_clamp: float = 3.0
+    split_context: bool = True  # context term of the first layer computed apart (same function)
 
     def setup(self):
         self.d1 = self.dim // 2
@@ -85,8 +86,16 @@ class AffineCoupling(nn.Module):
         self.out = nn.Dense(2 * d2, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
 
     def _shift_scale(self, x1, ctx):
-        h = jnp.concatenate([x1, ctx])
-        h = nn.relu(self.h2(nn.relu(self.h1(h))))
+        if ctx is None:  # unconditional coupling
+            h = self.h1(x1)
+        elif self.split_context and not self.is_initializing():
+            # h1([x1, c]) = x1 W_x + (c W_c + b): the bracket does not depend on x1, so under
+            # ``vmap`` over samples of one context it is computed once (not per sample).
+            w, b = self.h1.variables["params"]["kernel"], self.h1.variables["params"]["bias"]
+            h = x1 @ w[: x1.shape[0]] + (ctx @ w[x1.shape[0] :] + b)
+        else:
+            h = self.h1(jnp.concatenate([x1, ctx]))
+        h = nn.relu(self.h2(nn.relu(h)))
         log_s, t = jnp.split(self.out(h), 2)
         log_s = self.scale_clamp * jnp.tanh(log_s / self.scale_clamp)
         return log_s, t
@@ -116,17 +125,22 @@ class CouplingStack(nn.Module):
     hidden: int
     actnorm: bool = True
     seed: int = 0  # permutations
+    conditional: bool = True  # False: the couplings ignore ``ctx`` (the original's posterior)
+    split_context: bool = True  # see ``AffineCoupling``
 
     def setup(self):
         if self.dim < 2 and self.num_layers > 0:
             raise ValueError(f"coupling layers need at least 2 coordinates, got D = {self.dim}")
         self.norms = [ActNorm(self.dim) for _ in range(self.num_layers)] if self.actnorm else []
-        self.couplings = [AffineCoupling(self.dim, self.hidden) for _ in range(self.num_layers)]
+        self.couplings = [
+            AffineCoupling(self.dim, self.hidden, split_context=self.split_context) for _ in range(self.num_layers)
+        ]
         perms = _permutations(self.dim, self.num_layers, self.seed)
         self.perms = [jnp.asarray(p) for p in perms]
         self.inv_perms = [jnp.asarray(np.argsort(p)) for p in perms]
 
     def forward(self, x, ctx):
+        ctx = ctx if self.conditional else None
         log_det = jnp.zeros(())
         for i in range(self.num_layers):
             if self.actnorm:
@@ -138,6 +152,7 @@ class CouplingStack(nn.Module):
         return x, log_det
 
     def inverse(self, y, ctx):
+        ctx = ctx if self.conditional else None
         log_det = jnp.zeros(())
         for i in reversed(range(self.num_layers)):
             y = y[self.inv_perms[i]]
@@ -161,10 +176,13 @@ class ConditionalFlow(nn.Module):
     num_layers: int = 4  # paper: 4 conditional affine coupling layers with ActNorm
     hidden: int = 128  # paper: 128
     base_init_scale: float = 0.01  # orthogonal-init gain of the base's (mu, log sigma) head
+    split_context: bool = True  # couplings' context term once per state (``AffineCoupling``)
 
     def setup(self):
         self.base = nn.Dense(2 * self.dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
-        self.stack = CouplingStack(self.dim, self.num_layers, self.hidden, actnorm=True, seed=0)
+        self.stack = CouplingStack(
+            self.dim, self.num_layers, self.hidden, actnorm=True, seed=0, split_context=self.split_context
+        )
 
     def base_params(self, ctx):
         """(mu (D,), log_sigma (D,)) of the conditional Gaussian base."""
@@ -215,13 +233,19 @@ class ConditionalPosterior(nn.Module):
     context_dim: int = 64
     num_layers: int = 2  # the original: 2 coupling layers after the Gaussian; 0 = Gaussian only
     base_init_scale: float = 0.01
+    coupling_hidden: int = 0  # hidden width of the couplings (0: ``hidden``; the original: 64)
+    conditional_couplings: bool = True  # couplings see the context (False: the original's)
+    split_context: bool = True  # couplings' context term once per action (``AffineCoupling``)
 
     def setup(self):
         dim = self.num_rsc * self.num_cls
         self.e1 = nn.Dense(self.hidden)
         self.e2 = nn.Dense(self.context_dim)
         self.gauss = nn.Dense(2 * dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
-        self.stack = CouplingStack(dim, self.num_layers, self.hidden, actnorm=True, seed=1)
+        self.stack = CouplingStack(
+            dim, self.num_layers, self.coupling_hidden or self.hidden, actnorm=True, seed=1,
+            conditional=self.conditional_couplings, split_context=self.split_context,
+        )
 
     def context(self, ctx, a):
         onehot = jax.nn.one_hot(a, self.num_cls).reshape(-1)

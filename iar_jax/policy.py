@@ -60,7 +60,7 @@ from iar_jax.rejection import RejectionPolicy, score_function_entropy
 from ppo_jax.policy import MLP, Batch
 
 ALPHA_MODES = ("static", "trainable", "adaptive")
-ALPHA_OBJECTIVES = ("calibration", "policy")
+ALPHA_OBJECTIVES = ("calibration", "policy", "none")
 ELBO_PAIRS = ("generator", "rollout")
 
 
@@ -100,6 +100,11 @@ class IARPolicy(RejectionPolicy):
         context_dim: int = 64,
         encoder_hidden: int = 128,
         posterior_layers: int = 2,
+        posterior_hidden: int = 0,
+        posterior_conditional: bool = True,
+        split_context: bool = True,
+        pg_posterior: bool = False,
+        elbo_grad_samples: int = 0,
         alpha_mode: str = "adaptive",
         alpha_init: float = 0.5,
         alpha_objective: str = "calibration",
@@ -125,6 +130,10 @@ class IARPolicy(RejectionPolicy):
                             ("flow_hidden", flow_hidden), ("encoder_hidden", encoder_hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(posterior_hidden, int) or posterior_hidden < 0:
+            raise ValueError(f"posterior_hidden must be a non-negative int (0 = flow_hidden), got {posterior_hidden!r}")
+        if not isinstance(elbo_grad_samples, int) or elbo_grad_samples < 0:
+            raise ValueError(f"elbo_grad_samples must be a non-negative int (0 = all), got {elbo_grad_samples!r}")
         if flow_layers < 0 or posterior_layers < 0:
             raise ValueError(f"flow_layers and posterior_layers must be >= 0, got {flow_layers}, {posterior_layers}")
         learns = alpha_mode != "static" and alpha_objective == "calibration"
@@ -139,10 +148,22 @@ class IARPolicy(RejectionPolicy):
         self.alpha_coef, self.elbo_coef = float(alpha_coef), float(elbo_coef)
         self.elbo_pairs, self.elbo_trains_generator = elbo_pairs, bool(elbo_trains_generator)
         self.common_noise = bool(common_noise)
+        self.pg_posterior = bool(pg_posterior)
+        # samples per state of the ELBO term: the calibration target's when alpha calibrates,
+        # else N, or fewer (``elbo_grad_samples`` < N: only those are drawn; the original: 1)
+        if learns:
+            self.elbo_samples = alpha_target_samples
+        else:
+            self.elbo_samples = min(elbo_grad_samples, num_posterior_samples) if elbo_grad_samples else num_posterior_samples
+        self.elbo_grad_samples = min(elbo_grad_samples, self.elbo_samples) if elbo_grad_samples else self.elbo_samples
         lay = self.layout
         self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
-        self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden)
-        self.posterior = ConditionalPosterior(lay.num_rsc, lay.num_cls, flow_hidden, context_dim, posterior_layers)
+        self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden, split_context=split_context)
+        self.posterior = ConditionalPosterior(
+            lay.num_rsc, lay.num_cls, flow_hidden, context_dim, posterior_layers,
+            coupling_hidden=posterior_hidden, conditional_couplings=posterior_conditional,
+            split_context=split_context,
+        )
         self.alpha_net = AlphaNet(alpha_init=self.alpha_init if alpha_mode == "adaptive" else 0.5)
 
     # -- parameters ----------------------------------------------------------------------
@@ -175,12 +196,17 @@ class IARPolicy(RejectionPolicy):
     def context(self, params, obs):
         return self.encoder.apply(params["encoder"], obs)
 
-    def sample_actions(self, params, key, ctx, n):
-        lay = self.layout
-        eps = jax.random.normal(key, (n, lay.dim))
+    def candidate_noise(self, key, n):
+        return jax.random.normal(key, (n, self.layout.dim))
+
+    def actions_from_noise(self, params, ctx, eps):
+        lay, n = self.layout, eps.shape[0]
         u, _ = jax.vmap(lambda e: self.flow.apply(params["flow"], e, ctx, method=ConditionalFlow.sample))(eps)
         u = jax.lax.stop_gradient(u)
         return jnp.argmax(u.reshape(n, lay.num_rsc, lay.num_cls), axis=-1).astype(jnp.int32)
+
+    def sample_actions(self, params, key, ctx, n):
+        return self.actions_from_noise(params, ctx, self.candidate_noise(key, n))
 
     def noise_extras(self, key):
         return {"seed": jax.random.bits(key, (), jnp.uint32)} if self.common_noise else {}
@@ -190,21 +216,37 @@ class IARPolicy(RejectionPolicy):
             return jax.random.fold_in(jax.random.PRNGKey(0), extras["seed"])
         return key
 
-    def log_weights(self, params, key, ctx, actions, num_samples, *, generator_grad=True, posterior_grad=False):
+    def log_weights(
+        self, params, key, ctx, actions, num_samples, *, generator_grad=True, posterior_grad=False,
+        context_grad_q=False, grad_samples=None,
+    ):
         """(n, num_samples) log w for ``actions`` (n, L) at one state context ``ctx``.
-        The posterior always sees a stopped-gradient context."""
+        The posterior sees a stopped-gradient context unless ``context_grad_q``.
+        ``grad_samples`` g < num_samples: only the first g samples carry gradients (the rest
+        are computed with stopped parameters, forward only); the values are unchanged."""
         flow_p = params["flow"] if generator_grad else jax.lax.stop_gradient(params["flow"])
         ctx_p = ctx if generator_grad else jax.lax.stop_gradient(ctx)
         post_p = params["posterior"] if posterior_grad else jax.lax.stop_gradient(params["posterior"])
+        ctx_q = ctx if context_grad_q else jax.lax.stop_gradient(ctx)
         eps = jax.random.normal(key, (actions.shape[0], num_samples, self.layout.dim))
-        one = lambda a, e: log_weights(
-            self.flow, flow_p, self.posterior, post_p, ctx_p, a, e, ctx_q=jax.lax.stop_gradient(ctx)
-        )
-        return jax.vmap(one)(actions, eps)
+
+        def run(fp, cp, pp, cq, e):
+            one = lambda a, e1: log_weights(self.flow, fp, self.posterior, pp, cp, a, e1, ctx_q=cq)
+            return jax.vmap(one)(actions, e)
+
+        if grad_samples is None or grad_samples >= num_samples:
+            return run(flow_p, ctx_p, post_p, ctx_q, eps)
+        sg = jax.lax.stop_gradient
+        live = run(flow_p, ctx_p, post_p, ctx_q, eps[:, :grad_samples])
+        rest = run(sg(flow_p), sg(ctx_p), sg(post_p), sg(ctx_q), eps[:, grad_samples:])
+        return jnp.concatenate([live, rest], axis=1)
 
     def log_probs(self, params, key, ctx, actions, extras):
         """Sandwich estimates of log pi(a|s) for ``actions`` (n, L) -> ((n,), aux)."""
-        lw = self.log_weights(params, self._noise_key(key, extras), ctx, actions, self.num_samples)
+        lw = self.log_weights(
+            params, self._noise_key(key, extras), ctx, actions, self.num_samples,
+            posterior_grad=self.pg_posterior, context_grad_q=self.pg_posterior,
+        )
         elbo, cubo = elbo_cubo(lw)
         alpha = self.alpha(params, elbo, cubo, train=self.alpha_objective == "policy")
         return alpha * elbo + (1.0 - alpha) * cubo, {"elbo": elbo, "cubo": cubo, "alpha": alpha}
@@ -232,13 +274,14 @@ class IARPolicy(RejectionPolicy):
         else:
             frozen = jax.lax.stop_gradient(params)
             actions = jax.vmap(lambda k, c: self.sample_actions(frozen, k, c, 1)[0])(jax.random.split(k_a, num), ctx)
-        n_s = self.alpha_target_samples if self.alpha_learns_by_calibration else self.num_samples
+        n_s, g = self.elbo_samples, self.elbo_grad_samples
         lw = jax.vmap(
             lambda k, c, a: self.log_weights(
-                params, k, c, a[None], n_s, generator_grad=self.elbo_trains_generator, posterior_grad=True
+                params, k, c, a[None], n_s, generator_grad=self.elbo_trains_generator, posterior_grad=True,
+                grad_samples=g,
             )[0]
         )(jax.random.split(k_w, num), ctx, actions)  # (B, n_s)
-        elbo_loss = -jnp.mean(lw)
+        elbo_loss = -jnp.mean(lw[:, :g])  # the samples with gradients: same expected gradient as all n_s
         lw_sg = jax.lax.stop_gradient(lw)
         elbo, cubo = elbo_cubo(lw_sg[:, : self.num_samples])
         metrics = {"iar/elbo": elbo.mean(), "iar/cubo": cubo.mean(), "iar/iwae": iwae(lw_sg[:, : self.num_samples]).mean()}
