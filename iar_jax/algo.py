@@ -49,10 +49,10 @@ class IARConfig:
     """The policy of ``--algo iar``: IAR's flow policy (defaults: the paper's) or a baseline."""
 
     policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
-    num_candidates: int = 64  # S: candidates used per state for rejection (original: starts at 64)
+    num_candidates: int = 32  # S: candidates used per state for rejection (original ERA runs: 32, doubling)
     max_candidates: int = 128  # S_max: drawn per state; S doubles up to it where none is valid (original: 128); 0 = S
     rejection_coef: str = "ratio"  # "ratio": c = 1/l (consistent); "paper": c = S/l^2 (Lemma 1 as printed, original)
-    rejection_subset: int = 0  # M: valid candidates in the correction term; 0 = all of them, up to S
+    rejection_subset: int = 4  # M: valid candidates in the correction term (consistent); 0 = all, up to S (original)
     rejection: str = "auto"  # "auto": on iff the env has constraints (is_valid); "on"; "off"
     num_posterior_samples: int = 4  # N: posterior samples per log-prob estimate (original: 4; CartPole 1)
     flow_layers: int = 4  # conditional affine coupling layers of the generator (paper: 4)
@@ -60,12 +60,12 @@ class IARConfig:
     context_dim: int = 64  # state context size (paper: 64)
     encoder_hidden: int = 128  # hidden width of the obs -> context encoder (baselines' hidden width too)
     posterior_layers: int = 2  # coupling layers after the posterior's Gaussian (original: 2)
-    posterior_hidden: int = 0  # hidden width of the posterior's couplings (0: flow_hidden; original: 64)
-    posterior_conditional: bool = True  # posterior couplings see the (state, action) context (original: no)
+    posterior_hidden: int = 64  # hidden width of the posterior's couplings (0: flow_hidden; original: 64)
+    posterior_conditional: bool = False  # posterior couplings see the (state, action) context (original: no)
     split_context: bool = True  # couplings' context term once per state / action (same function, less compute)
     lazy_candidates: bool = True  # map candidates beyond S only while a state needs them (same candidates)
     pg_posterior: bool = False  # the policy gradient also trains the posterior (original: one optimizer, yes)
-    elbo_grad_samples: int = 0  # samples of the ELBO term that carry gradients, the rest forward only (0: all)
+    elbo_grad_samples: int = 4  # samples of the ELBO term that carry gradients, the rest forward only (0: all)
     alpha_mode: str = "adaptive"  # sandwich weight: "static", "trainable" (scalar) or "adaptive" (network)
     alpha_init: float = 0.5  # initial (static: fixed) alpha
     alpha_objective: str = "calibration"  # "calibration": fit to a many-sample estimate; "policy": PG loss

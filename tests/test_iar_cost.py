@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import envs_jax
-from iar_jax.algo import IARConfig, make_policy
+from iar_jax.algo import IARA2CConfig, IARConfig, make_policy, preset
 from ppo_jax.policy import Batch
 
 SMALL = dict(flow_hidden=8, encoder_hidden=8, context_dim=4, flow_layers=1, posterior_layers=1, critic_hidden=(4,))
@@ -100,3 +100,36 @@ def test_elbo_gradient_on_g_samples_keeps_the_values_and_averages_their_per_samp
                 np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=1e-6)
     for x, y in zip(jax.tree.leaves(g_part["alpha"]), jax.tree.leaves(g_full["alpha"])):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-7)
+
+
+def test_paper_preset_options_pg_reaches_the_posterior_and_alpha_stays_at_init():
+    """``preset("paper")``: the original's options. With ``pg_posterior`` the surrogate's
+    gradient reaches the posterior (zero without it); with ``alpha_objective="none"`` neither
+    the surrogate nor ``extra_loss`` moves alpha (the original never optimises its network);
+    the ELBO term then draws ``elbo_grad_samples`` = 1 sample."""
+    cfgs = preset("paper")
+    assert isinstance(cfgs["ppo"], IARA2CConfig) and cfgs["iar"].rejection_coef == "paper"
+    with pytest.raises(ValueError, match="unknown iar preset"):
+        preset("original")
+    n = 4
+    env, env_params, obs, state = _states("ERA-v1", n)
+    paper = cfgs["iar"].replace(**SMALL)
+    pol = make_policy(paper, env, env_params)
+    ours = make_policy(paper.replace(pg_posterior=False), env, env_params)
+    assert pol.elbo_samples == 1 and pol.elbo_grad_samples == 1
+    params = _perturb(jax.jit(pol.init)(jax.random.PRNGKey(1), obs[0]), jax.random.PRNGKey(2), 0.1)
+    keys = jax.random.split(jax.random.PRNGKey(3), n)
+
+    @jax.jit
+    def run(p):
+        acts = jax.vmap(pol.act, in_axes=(None, 0, 0, 0, None))(p, keys, obs, state, env_params)
+        batch = Batch(obs, acts.action, acts.log_prob, acts.value, jnp.ones(n), jnp.ones(n), acts.extras)
+        ev = lambda q, x: jax.vmap(x.evaluate, in_axes=(None, 0, 0, 0, 0))(q, keys, obs, acts.action, acts.extras)
+        pg = [jax.grad(lambda q: ev(q, x).log_prob.sum())(p) for x in (pol, ours)]
+        return pg, jax.grad(lambda q: pol.extra_loss(q, keys[0], batch)[0])(p)
+
+    (pg_paper, pg_ours), g_extra = run(params)
+    amax = lambda tree: max(float(jnp.abs(x).max()) for x in jax.tree.leaves(tree))
+    assert amax(pg_paper["posterior"]) > 0.0 and amax(pg_ours["posterior"]) == 0.0
+    assert amax(pg_paper["flow"]) > 0.0 and amax(g_extra["posterior"]) > 0.0
+    assert amax(pg_paper["alpha"]) == 0.0 and amax(pg_ours["alpha"]) == 0.0 and amax(g_extra["alpha"]) == 0.0
