@@ -74,7 +74,7 @@ def test_elbo_gradient_on_g_samples_keeps_the_values_and_averages_their_per_samp
     n_states, n, g = 6, 12, 4
     env, env_params, obs, _ = _states("ERA-v1", n_states)
     batch = Batch(obs, jnp.zeros((n_states, 3), jnp.int32), *(jnp.zeros(n_states),) * 4, extras={})
-    base = IARConfig(num_posterior_samples=4, alpha_target_samples=n, elbo_pairs="rollout", **SMALL)
+    base = IARConfig(num_posterior_samples=4, alpha_target_samples=n, elbo_pairs="rollout", elbo_grad_samples=0, **SMALL)
     full = make_policy(base, env, env_params)
     part = make_policy(base.replace(elbo_grad_samples=g), env, env_params)
     params = _perturb(jax.jit(full.init)(jax.random.PRNGKey(1), obs[0]), jax.random.PRNGKey(2), 0.1)
