@@ -43,6 +43,28 @@ estimate is reproduced exactly and the PPO ratio starts at 1 (with fresh noise i
 exp(estimator noise)). Invalid-action rejection, its coefficients and the fallback are
 ``iar_jax.rejection``'s.
 
+Cost (issue 21; measured in ``benchmarks/RESULTS_iar.md``). What the estimator computes is
+unchanged by these; how much of it is computed is not:
+
+- ``split_context`` (default on, exact): a coupling's first layer on [x_1, c] is
+  x_1 W_x + (c W_c + b); the bracket is computed once per state (generator) or per action
+  (posterior) instead of once per posterior sample (``tests/test_iar_cost.py``: the same
+  numbers and gradients in float64 on the same keys).
+- ``lazy_candidates`` (default on, exact): the S_max candidates' noise is drawn, but only the
+  first S go through the generator, more only while a state has no valid one
+  (``RejectionPolicy._draw_candidates``): the same candidates, rejection and estimates.
+- ``elbo_grad_samples`` g: the ELBO term's gradient from g of the ``alpha_target_samples``
+  samples (the others forward only, for alpha's calibration target): the same values, the
+  same expected gradient (mean of g i.i.d. per-sample gradients instead of all of them).
+- ``posterior_hidden`` / ``posterior_conditional``: the original's posterior (couplings of
+  hidden 64 that do not see the context) instead of hidden-128 conditional couplings: a
+  different q, still a valid proposal (the bounds and the sandwich keep their meaning).
+- ``pg_posterior``: the original lets the policy gradient reach the posterior (one optimizer
+  over all parameters); ours stops it (default). With it, the posterior's context is not
+  stopped either.
+- ``alpha_objective="none"``: alpha's parameters are never trained (the original's network
+  stays at its initialisation); ours starts every alpha at ``alpha_init``.
+
 Entropy: the one-sample estimate -log pi(a|s) with the score-function gradient
 (``score_function_entropy``); a is a sample of pi restricted to valid actions, so this is an
 estimate for pi_C's support only. IAR's settings use ent_coef = 0.

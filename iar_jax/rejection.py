@@ -39,9 +39,13 @@ first rung of the ladder S, 2S, 4S, ..., S_max that holds a valid candidate
 (the original re-draws all 2S candidates; the first S of ours are the ones already found
 invalid, which changes nothing for the valid ones: given the validity pattern they are
 i.i.d. draws of pi_C, so the executed action is a sample of pi_C and c = 1/l stays
-consistent). The original's shrinking of S to 32 on high valid rates only saves compute,
-which static shapes cannot; it is not reproduced. The correction set holds at most
-``subset`` (default S, not S_max) candidates, so doubling does not grow the loss.
+consistent). Compute: with ``lazy_candidates`` (default) the noise of all S_max
+candidates is drawn but the generator maps only the first S, then further rounds of
+gcd(S, S_max) only while a state's prefix is not a rung holding a valid candidate (a
+``while_loop``; under ``vmap`` a round runs for the batch when any state needs it), so a
+step costs S generator passes when no state doubles; the candidates, S_k and the rejection
+are those of mapping all S_max (``RejectionPolicy._draw_candidates``). The correction set
+holds at most ``subset`` (default S, not S_max) candidates, so doubling does not grow the loss.
 
 No valid candidate (l = 0 among all S_max): the original doubles S up to 128 and
 then marks a random invalid sample valid. We execute candidate 0 (a plain sample of pi,
