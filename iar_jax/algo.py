@@ -65,6 +65,7 @@ class IARConfig:
     split_context: bool = True  # couplings' context term once per state / action (same function, less compute)
     lazy_candidates: bool = True  # map candidates beyond S only while a state needs them (same candidates)
     pg_posterior: bool = False  # the policy gradient also trains the posterior (original: one optimizer, yes)
+    encoder: str = "mlp"  # obs -> context: "mlp" (flat obs, separate critic) or "gcn" (original's, ERA; shared)
     elbo_grad_samples: int = 4  # samples of the ELBO term that carry gradients, the rest forward only (0: all)
     alpha_mode: str = "adaptive"  # sandwich weight: "static", "trainable" (scalar) or "adaptive" (network)
     alpha_init: float = 0.5  # initial (static: fixed) alpha
@@ -87,6 +88,7 @@ class IARConfig:
             "alpha_objective": ("calibration", "policy", "none"),
             "elbo_pairs": ("generator", "rollout"),
             "behaviour_log_prob": ("auto", "on", "off"),
+            "encoder": ("mlp", "gcn"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -160,6 +162,7 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         split_context=cfg.split_context,
         pg_posterior=cfg.pg_posterior,
         elbo_grad_samples=cfg.elbo_grad_samples,
+        encoder=cfg.encoder,
         alpha_mode=cfg.alpha_mode,
         alpha_init=cfg.alpha_init,
         alpha_objective=cfg.alpha_objective,
@@ -202,7 +205,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     # sample in the ELBO term. Not reproduced here (engine or encoder work; see RESULTS_iar.md):
     # the ELBO step's own RMSprop on 256 states of a 2,048-observation buffer after 2,048
     # warm-up steps and 10 pre-training iterations, SB3's value loss vf_coef * MSE (the engine:
-    # vf_coef * 0.5 * MSE), the GCN + DiffPool encoder shared by actor and critic.
+    # vf_coef * 0.5 * MSE), the encoder's BatchNorm (iar_jax.graph_encoder). The graph encoder
+    # (encoder="gcn", ERA only) shares its features with the critic, as the original.
     "paper": {
         "ppo": {},
         "iar": dict(
@@ -216,6 +220,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             alpha_mode="adaptive",
             alpha_objective="none",
             elbo_grad_samples=1,
+            encoder="gcn",
         ),
     },
 }

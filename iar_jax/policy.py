@@ -77,12 +77,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights
 from iar_jax.rejection import RejectionPolicy, score_function_entropy
 from ppo_jax.policy import MLP, Batch
 
 ALPHA_MODES = ("static", "trainable", "adaptive")
 ALPHA_OBJECTIVES = ("calibration", "policy", "none")
+ENCODERS = ("mlp", "gcn")
 ELBO_PAIRS = ("generator", "rollout")
 
 
@@ -127,6 +129,7 @@ class IARPolicy(RejectionPolicy):
         split_context: bool = True,
         pg_posterior: bool = False,
         elbo_grad_samples: int = 0,
+        encoder: str = "mlp",
         alpha_mode: str = "adaptive",
         alpha_init: float = 0.5,
         alpha_objective: str = "calibration",
@@ -152,6 +155,8 @@ class IARPolicy(RejectionPolicy):
                             ("flow_hidden", flow_hidden), ("encoder_hidden", encoder_hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if not isinstance(posterior_hidden, int) or posterior_hidden < 0:
             raise ValueError(f"posterior_hidden must be a non-negative int (0 = flow_hidden), got {posterior_hidden!r}")
         if not isinstance(elbo_grad_samples, int) or elbo_grad_samples < 0:
@@ -179,7 +184,12 @@ class IARPolicy(RejectionPolicy):
             self.elbo_samples = min(elbo_grad_samples, num_posterior_samples) if elbo_grad_samples else num_posterior_samples
         self.elbo_grad_samples = min(elbo_grad_samples, self.elbo_samples) if elbo_grad_samples else self.elbo_samples
         lay = self.layout
-        self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
+        self.encoder_kind = encoder
+        if encoder == "gcn":  # the original's graph encoder, features shared with the critic
+            self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
+            self.critic = nn.Dense(1)
+        else:
+            self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
         self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden, split_context=split_context)
         self.posterior = ConditionalPosterior(
             lay.num_rsc, lay.num_cls, flow_hidden, context_dim, posterior_layers,
@@ -213,6 +223,21 @@ class IARPolicy(RejectionPolicy):
         if self.alpha_mode == "trainable":
             return jnp.broadcast_to(jax.nn.sigmoid(p["logit"]), elbo.shape)
         return jax.vmap(lambda e, c: self.alpha_net.apply(p, e, c))(elbo, cubo)
+
+    def init(self, key, obs, env_state=None, env_params=None):
+        if self.encoder_kind != "gcn":
+            return super().init(key, obs, env_state, env_params)
+        k_actor, k_critic = jax.random.split(key)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        actor = self.init_actor(k_actor, x)
+        ctx = self.encoder.apply(actor["encoder"], x)
+        return {**actor, "critic": self.critic.init(k_critic, ctx)}
+
+    def value(self, params, obs):
+        if self.encoder_kind != "gcn":
+            return super().value(params, obs)
+        ctx = self.context(params, jnp.ravel(obs).astype(jnp.float32))  # shared features (the original)
+        return self.critic.apply(params["critic"], ctx)[0]
 
     # -- RejectionPolicy hooks -------------------------------------------------------------
     def context(self, params, obs):
