@@ -162,6 +162,8 @@ ROWS = {
         posterior_hidden=0, posterior_conditional=True, elbo_grad_samples=0,
     ),
     "mask": IARConfig(policy="mask"),
+    # the default with all S_max = 128 candidates mapped (no while_loop): the lazy draw's cost
+    "default-eager": IARConfig(lazy_candidates=False),
 }
 
 
