@@ -46,7 +46,11 @@ class IARA2CConfig(PPOConfig):
 
 @dataclass(frozen=True)
 class IARConfig:
-    """The policy of ``--algo iar``: IAR's flow policy (defaults: the paper's) or a baseline."""
+    """The policy of ``--algo iar``: IAR's flow policy or a baseline. Defaults: the paper's
+    flow (4 couplings, hidden 128, context 64, N = 4) with the original's posterior size and
+    S = 32 -> 128, the consistent c = 1/l on a random subset of M = 4 valid candidates, at
+    about 24 MFLOP per ERA-v5 env step (issue 21; ``benchmarks/RESULTS_iar.md``).
+    ``preset("paper")``: the original code's options (``PRESETS``)."""
 
     policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
     num_candidates: int = 32  # S: candidates used per state for rejection (original ERA runs: 32, doubling)

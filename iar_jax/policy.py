@@ -77,8 +77,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights
+from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.rejection import RejectionPolicy, score_function_entropy
 from ppo_jax.policy import MLP, Batch
 
