@@ -10,7 +10,8 @@ step per env per update) on ERA-v5 (K = 10 nodes, L = 3 resources, 1000 joint ac
 rollout (act: candidates from the flow, oracle, rejection; env step) + loss + gradient +
 RMSprop. Rows (``ROWS``): ``default`` (the library's defaults), ``paper`` (the original's
 compute: ``iar_jax.algo.preset("paper")``), ``before`` (the default before issue 21's
-levers), ``mask`` (MASK, one categorical over the 1000 joint actions with the mask).
+levers), ``mask`` (MASK, one categorical over the 1000 joint actions with the mask),
+``default-eager`` (the default mapping all S_max candidates: what the lazy draw saves).
 
 FLOPs per env step: XLA's cost analysis of a compiled program of ONE update divided by its
 env steps. (The cost analysis counts the body of a loop once whatever its trip count: a
