@@ -192,9 +192,8 @@ class IARPolicy(RejectionPolicy):
             self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
         self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden, split_context=split_context)
         self.posterior = ConditionalPosterior(
-            lay.num_rsc, lay.num_cls, flow_hidden, context_dim, posterior_layers,
-            coupling_hidden=posterior_hidden, conditional_couplings=posterior_conditional,
-            split_context=split_context,
+            lay.num_rsc, lay.num_cls, posterior_hidden or flow_hidden, context_dim, posterior_layers,
+            context_hidden=flow_hidden, conditional_couplings=posterior_conditional, split_context=split_context,
         )
         self.alpha_net = AlphaNet(alpha_init=self.alpha_init if alpha_mode == "adaptive" else 0.5)
 

@@ -97,8 +97,8 @@ def test_posterior_log_density_equals_change_of_variables_through_the_threshold(
         num_rsc, num_cls = 2, 3
         dim, ctx, a = num_rsc * num_cls, jnp.linspace(-1.0, 1.0, 5, dtype=jnp.float64), jnp.array([2, 0])
         post = ConditionalPosterior(
-            num_rsc, num_cls, hidden=16, context_dim=8, num_layers=2,
-            coupling_hidden=coupling_hidden, conditional_couplings=conditional,
+            num_rsc, num_cls, hidden=coupling_hidden or 16, context_dim=8, num_layers=2,
+            context_hidden=16, conditional_couplings=conditional,
         )
         params = jax.jit(post.init)(jax.random.PRNGKey(0), ctx, jnp.zeros(dim), a)
         h1 = params["params"]["stack"]["couplings_0"]["h1"]["kernel"]  # rows: x_1 (+ the context)
