@@ -46,13 +46,17 @@ class IARA2CConfig(PPOConfig):
 
 @dataclass(frozen=True)
 class IARConfig:
-    """The policy of ``--algo iar``: IAR's flow policy (defaults: the paper's) or a baseline."""
+    """The policy of ``--algo iar``: IAR's flow policy or a baseline. Defaults: the paper's
+    flow (4 couplings, hidden 128, context 64, N = 4) with the original's posterior size and
+    S = 32 -> 128, the consistent c = 1/l on a random subset of M = 4 valid candidates, at
+    about 24 MFLOP per ERA-v5 env step (issue 21; ``benchmarks/RESULTS_iar.md``).
+    ``preset("paper")``: the original code's options (``PRESETS``)."""
 
     policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
-    num_candidates: int = 64  # S: candidates used per state for rejection (original: starts at 64)
+    num_candidates: int = 32  # S: candidates used per state for rejection (original ERA runs: 32, doubling)
     max_candidates: int = 128  # S_max: drawn per state; S doubles up to it where none is valid (original: 128); 0 = S
     rejection_coef: str = "ratio"  # "ratio": c = 1/l (consistent); "paper": c = S/l^2 (Lemma 1 as printed, original)
-    rejection_subset: int = 0  # M: valid candidates in the correction term; 0 = all of them, up to S
+    rejection_subset: int = 4  # M: valid candidates in the correction term (consistent); 0 = all, up to S (original)
     rejection: str = "auto"  # "auto": on iff the env has constraints (is_valid); "on"; "off"
     num_posterior_samples: int = 4  # N: posterior samples per log-prob estimate (original: 4; CartPole 1)
     flow_layers: int = 4  # conditional affine coupling layers of the generator (paper: 4)
@@ -60,6 +64,13 @@ class IARConfig:
     context_dim: int = 64  # state context size (paper: 64)
     encoder_hidden: int = 128  # hidden width of the obs -> context encoder (baselines' hidden width too)
     posterior_layers: int = 2  # coupling layers after the posterior's Gaussian (original: 2)
+    posterior_hidden: int = 64  # hidden width of the posterior's couplings (0: flow_hidden; original: 64)
+    posterior_conditional: bool = False  # posterior couplings see the (state, action) context (original: no)
+    split_context: bool = True  # couplings' context term once per state / action (same function, less compute)
+    lazy_candidates: bool = True  # map candidates beyond S only while a state needs them (same candidates)
+    pg_posterior: bool = False  # the policy gradient also trains the posterior (original: one optimizer, yes)
+    encoder: str = "mlp"  # obs -> context: "mlp" (flat obs, separate critic) or "gcn" (original's, ERA; shared)
+    elbo_grad_samples: int = 4  # samples of the ELBO term that carry gradients, the rest forward only (0: all)
     alpha_mode: str = "adaptive"  # sandwich weight: "static", "trainable" (scalar) or "adaptive" (network)
     alpha_init: float = 0.5  # initial (static: fixed) alpha
     alpha_objective: str = "calibration"  # "calibration": fit to a many-sample estimate; "policy": PG loss
@@ -78,9 +89,10 @@ class IARConfig:
             "rejection_coef": ("ratio", "paper"),
             "rejection": ("auto", "on", "off"),
             "alpha_mode": ("static", "trainable", "adaptive"),
-            "alpha_objective": ("calibration", "policy"),
+            "alpha_objective": ("calibration", "policy", "none"),
             "elbo_pairs": ("generator", "rollout"),
             "behaviour_log_prob": ("auto", "on", "off"),
+            "encoder": ("mlp", "gcn"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -95,7 +107,8 @@ class IARConfig:
                 f"iar config max_candidates ({self.max_candidates}) must be >= num_candidates "
                 f"({self.num_candidates}) or 0 (= num_candidates)"
             )
-        for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers"):
+        for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers", "posterior_hidden",
+                     "elbo_grad_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"iar config {name} must be a non-negative integer, got {value!r}")
@@ -133,6 +146,7 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         rejection=cfg.rejection,
         critic_hidden=cfg.critic_hidden,
         behaviour_log_prob=behaviour,
+        lazy_candidates=cfg.lazy_candidates,
     )
     if cfg.policy == "factored":
         return FactoredPolicy(env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, **rejection)
@@ -147,6 +161,12 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         context_dim=cfg.context_dim,
         encoder_hidden=cfg.encoder_hidden,
         posterior_layers=cfg.posterior_layers,
+        posterior_hidden=cfg.posterior_hidden,
+        posterior_conditional=cfg.posterior_conditional,
+        split_context=cfg.split_context,
+        pg_posterior=cfg.pg_posterior,
+        elbo_grad_samples=cfg.elbo_grad_samples,
+        encoder=cfg.encoder,
         alpha_mode=cfg.alpha_mode,
         alpha_init=cfg.alpha_init,
         alpha_objective=cfg.alpha_objective,
@@ -174,3 +194,45 @@ def build(env_id: str, configs: dict, mesh=None):
         raise ValueError(f"configs['iar'] must be an IARConfig, got {type(cfg).__name__}")
     env, env_params = envs_jax.make(env_id)
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
+
+
+# Presets: overrides of the ``PPOConfig`` (``IARA2CConfig``) and ``IARConfig`` defaults, by name.
+# ``preset(name)`` returns the configs; train.py can apply them before command-line overrides.
+PRESETS: dict[str, dict[str, dict]] = {
+    # the library defaults (the paper's model; the consistent estimator at <= 30 MFLOP / env step)
+    "default": {"ppo": {}, "iar": {}},
+    # the original code's (cameron-chen/flow-iar, ERA runs of scripts.sh) model and protocol, as
+    # far as they live in iar_jax: S = 32 doubling to 128 (--min_n_samples_inv_rej 32),
+    # c = S / l^2 on every valid candidate, a posterior of hidden 64 with unconditional
+    # couplings (posterior_type flow), one optimizer over all parameters (the policy gradient
+    # reaches the posterior), the adaptive alpha network never optimised, one posterior
+    # sample in the ELBO term. Not reproduced here (engine or encoder work; see RESULTS_iar.md):
+    # the ELBO step's own RMSprop on 256 states of a 2,048-observation buffer after 2,048
+    # warm-up steps and 10 pre-training iterations, SB3's value loss vf_coef * MSE (the engine:
+    # vf_coef * 0.5 * MSE), the encoder's BatchNorm (iar_jax.graph_encoder). The graph encoder
+    # (encoder="gcn", ERA only) shares its features with the critic, as the original.
+    "paper": {
+        "ppo": {},
+        "iar": dict(
+            num_candidates=32,
+            max_candidates=128,
+            rejection_coef="paper",
+            rejection_subset=0,
+            posterior_hidden=64,
+            posterior_conditional=False,
+            pg_posterior=True,
+            alpha_mode="adaptive",
+            alpha_objective="none",
+            elbo_grad_samples=1,
+            encoder="gcn",
+        ),
+    },
+}
+
+
+def preset(name: str) -> dict:
+    """``{"ppo": IARA2CConfig, "iar": IARConfig}`` of preset ``name`` (``PRESETS``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown iar preset {name!r}; choose from {sorted(PRESETS)}")
+    p = PRESETS[name]
+    return {"ppo": dataclasses.replace(IARA2CConfig(), **p["ppo"]), "iar": IARConfig(**p["iar"])}

@@ -84,21 +84,29 @@ class AffineCoupling(nn.Module):
         self.h2 = nn.Dense(self.hidden)
         self.out = nn.Dense(2 * d2, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
 
-    def _shift_scale(self, x1, ctx):
-        h = jnp.concatenate([x1, ctx])
-        h = nn.relu(self.h2(nn.relu(self.h1(h))))
+    def _shift_scale(self, x1, ctx, split=True):
+        if ctx is None:  # unconditional coupling
+            h = self.h1(x1)
+        elif split and not self.is_initializing():
+            # h1([x1, c]) = x1 W_x + (c W_c + b): the bracket does not depend on x1, so under
+            # ``vmap`` over samples of one context it is computed once (not per sample).
+            w, b = self.h1.variables["params"]["kernel"], self.h1.variables["params"]["bias"]
+            h = x1 @ w[: x1.shape[0]] + (ctx @ w[x1.shape[0] :] + b)
+        else:
+            h = self.h1(jnp.concatenate([x1, ctx]))
+        h = nn.relu(self.h2(nn.relu(h)))
         log_s, t = jnp.split(self.out(h), 2)
         log_s = self.scale_clamp * jnp.tanh(log_s / self.scale_clamp)
         return log_s, t
 
-    def forward(self, x, ctx):
+    def forward(self, x, ctx, split=True):
         x1, x2 = x[: self.d1], x[self.d1 :]
-        log_s, t = self._shift_scale(x1, ctx)
+        log_s, t = self._shift_scale(x1, ctx, split)
         return jnp.concatenate([x1, x2 * jnp.exp(log_s) + t]), jnp.sum(log_s)
 
-    def inverse(self, y, ctx):
+    def inverse(self, y, ctx, split=True):
         y1, y2 = y[: self.d1], y[self.d1 :]
-        log_s, t = self._shift_scale(y1, ctx)
+        log_s, t = self._shift_scale(y1, ctx, split)
         return jnp.concatenate([y1, (y2 - t) * jnp.exp(-log_s)]), -jnp.sum(log_s)
 
 
@@ -126,22 +134,23 @@ class CouplingStack(nn.Module):
         self.perms = [jnp.asarray(p) for p in perms]
         self.inv_perms = [jnp.asarray(np.argsort(p)) for p in perms]
 
-    def forward(self, x, ctx):
+    def forward(self, x, ctx, split=True):
+        """``ctx`` None: unconditional couplings. ``split``: see ``AffineCoupling._shift_scale``."""
         log_det = jnp.zeros(())
         for i in range(self.num_layers):
             if self.actnorm:
                 x, ld = self.norms[i].forward(x)
                 log_det += ld
-            x, ld = self.couplings[i].forward(x, ctx)
+            x, ld = self.couplings[i].forward(x, ctx, split)
             log_det += ld
             x = x[self.perms[i]]
         return x, log_det
 
-    def inverse(self, y, ctx):
+    def inverse(self, y, ctx, split=True):
         log_det = jnp.zeros(())
         for i in reversed(range(self.num_layers)):
             y = y[self.inv_perms[i]]
-            y, ld = self.couplings[i].inverse(y, ctx)
+            y, ld = self.couplings[i].inverse(y, ctx, split)
             log_det += ld
             if self.actnorm:
                 y, ld = self.norms[i].inverse(y)
@@ -161,6 +170,7 @@ class ConditionalFlow(nn.Module):
     num_layers: int = 4  # paper: 4 conditional affine coupling layers with ActNorm
     hidden: int = 128  # paper: 128
     base_init_scale: float = 0.01  # orthogonal-init gain of the base's (mu, log sigma) head
+    split_context: bool = True  # couplings' context term once per state (``AffineCoupling``)
 
     def setup(self):
         self.base = nn.Dense(2 * self.dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
@@ -173,11 +183,11 @@ class ConditionalFlow(nn.Module):
 
     def forward(self, z, ctx):
         """Base point z -> u, with log|det du/dz|."""
-        return self.stack.forward(z, ctx)
+        return self.stack.forward(z, ctx, self.split_context)
 
     def inverse(self, u, ctx):
         """u -> base point z, with log|det dz/du|."""
-        return self.stack.inverse(u, ctx)
+        return self.stack.inverse(u, ctx, self.split_context)
 
     def sample(self, eps, ctx):
         """Reparameterised sample from standard normal noise ``eps`` (D,): ``(u, log p(u|s))``."""
@@ -215,10 +225,13 @@ class ConditionalPosterior(nn.Module):
     context_dim: int = 64
     num_layers: int = 2  # the original: 2 coupling layers after the Gaussian; 0 = Gaussian only
     base_init_scale: float = 0.01
+    context_hidden: int = 0  # hidden width of the context network (0: ``hidden``, which the couplings use)
+    conditional_couplings: bool = True  # couplings see the context (False: the original's)
+    split_context: bool = True  # couplings' context term once per action (``AffineCoupling``)
 
     def setup(self):
         dim = self.num_rsc * self.num_cls
-        self.e1 = nn.Dense(self.hidden)
+        self.e1 = nn.Dense(self.context_hidden or self.hidden)
         self.e2 = nn.Dense(self.context_dim)
         self.gauss = nn.Dense(2 * dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
         self.stack = CouplingStack(dim, self.num_layers, self.hidden, actnorm=True, seed=1)
@@ -233,7 +246,7 @@ class ConditionalPosterior(nn.Module):
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         u0 = mu + jnp.exp(log_sigma) * eps
         log_q0 = normal_log_prob(u0, mu, log_sigma)
-        u, ld_stack = self.stack.forward(u0, h)
+        u, ld_stack = self.stack.forward(u0, h if self.conditional_couplings else None, self.split_context)
         v, ld_thr = soft_threshold_rows(u.reshape(self.num_rsc, self.num_cls), a)
         return v, log_q0 - ld_stack - ld_thr
 
@@ -242,7 +255,9 @@ class ConditionalPosterior(nn.Module):
         mu, log_sigma = jnp.split(self.gauss(h), 2)
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         u, ld_thr_inv = soft_threshold_rows_inverse(v, a)
-        u0, ld_stack_inv = self.stack.inverse(u.reshape(-1), h)
+        u0, ld_stack_inv = self.stack.inverse(
+            u.reshape(-1), h if self.conditional_couplings else None, self.split_context
+        )
         return normal_log_prob(u0, mu, log_sigma) + ld_stack_inv + ld_thr_inv
 
     def __call__(self, ctx, eps, a):

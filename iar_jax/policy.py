@@ -43,6 +43,28 @@ estimate is reproduced exactly and the PPO ratio starts at 1 (with fresh noise i
 exp(estimator noise)). Invalid-action rejection, its coefficients and the fallback are
 ``iar_jax.rejection``'s.
 
+Cost (issue 21; measured in ``benchmarks/RESULTS_iar.md``). What the estimator computes is
+unchanged by these; how much of it is computed is not:
+
+- ``split_context`` (default on, exact): a coupling's first layer on [x_1, c] is
+  x_1 W_x + (c W_c + b); the bracket is computed once per state (generator) or per action
+  (posterior) instead of once per posterior sample (``tests/test_iar_cost.py``: the same
+  numbers and gradients in float64 on the same keys).
+- ``lazy_candidates`` (default on, exact): the S_max candidates' noise is drawn, but only the
+  first S go through the generator, more only while a state has no valid one
+  (``RejectionPolicy._draw_candidates``): the same candidates, rejection and estimates.
+- ``elbo_grad_samples`` g: the ELBO term's gradient from g of the ``alpha_target_samples``
+  samples (the others forward only, for alpha's calibration target): the same values, the
+  same expected gradient (mean of g i.i.d. per-sample gradients instead of all of them).
+- ``posterior_hidden`` / ``posterior_conditional``: the original's posterior (couplings of
+  hidden 64 that do not see the context) instead of hidden-128 conditional couplings: a
+  different q, still a valid proposal (the bounds and the sandwich keep their meaning).
+- ``pg_posterior``: the original lets the policy gradient reach the posterior (one optimizer
+  over all parameters); ours stops it (default). With it, the posterior's context is not
+  stopped either.
+- ``alpha_objective="none"``: alpha's parameters are never trained (the original's network
+  stays at its initialisation); ours starts every alpha at ``alpha_init``.
+
 Entropy: the one-sample estimate -log pi(a|s) with the score-function gradient
 (``score_function_entropy``); a is a sample of pi restricted to valid actions, so this is an
 estimate for pi_C's support only. IAR's settings use ent_coef = 0.
@@ -56,11 +78,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights
+from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.rejection import RejectionPolicy, score_function_entropy
 from ppo_jax.policy import MLP, Batch
 
 ALPHA_MODES = ("static", "trainable", "adaptive")
-ALPHA_OBJECTIVES = ("calibration", "policy")
+ALPHA_OBJECTIVES = ("calibration", "policy", "none")
+ENCODERS = ("mlp", "gcn")
 ELBO_PAIRS = ("generator", "rollout")
 
 
@@ -100,6 +124,12 @@ class IARPolicy(RejectionPolicy):
         context_dim: int = 64,
         encoder_hidden: int = 128,
         posterior_layers: int = 2,
+        posterior_hidden: int = 0,
+        posterior_conditional: bool = True,
+        split_context: bool = True,
+        pg_posterior: bool = False,
+        elbo_grad_samples: int = 0,
+        encoder: str = "mlp",
         alpha_mode: str = "adaptive",
         alpha_init: float = 0.5,
         alpha_objective: str = "calibration",
@@ -125,6 +155,12 @@ class IARPolicy(RejectionPolicy):
                             ("flow_hidden", flow_hidden), ("encoder_hidden", encoder_hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if not isinstance(posterior_hidden, int) or posterior_hidden < 0:
+            raise ValueError(f"posterior_hidden must be a non-negative int (0 = flow_hidden), got {posterior_hidden!r}")
+        if not isinstance(elbo_grad_samples, int) or elbo_grad_samples < 0:
+            raise ValueError(f"elbo_grad_samples must be a non-negative int (0 = all), got {elbo_grad_samples!r}")
         if flow_layers < 0 or posterior_layers < 0:
             raise ValueError(f"flow_layers and posterior_layers must be >= 0, got {flow_layers}, {posterior_layers}")
         learns = alpha_mode != "static" and alpha_objective == "calibration"
@@ -139,10 +175,26 @@ class IARPolicy(RejectionPolicy):
         self.alpha_coef, self.elbo_coef = float(alpha_coef), float(elbo_coef)
         self.elbo_pairs, self.elbo_trains_generator = elbo_pairs, bool(elbo_trains_generator)
         self.common_noise = bool(common_noise)
+        self.pg_posterior = bool(pg_posterior)
+        # samples per state of the ELBO term: the calibration target's when alpha calibrates,
+        # else N, or fewer (``elbo_grad_samples`` < N: only those are drawn; the original: 1)
+        if learns:
+            self.elbo_samples = alpha_target_samples
+        else:
+            self.elbo_samples = min(elbo_grad_samples, num_posterior_samples) if elbo_grad_samples else num_posterior_samples
+        self.elbo_grad_samples = min(elbo_grad_samples, self.elbo_samples) if elbo_grad_samples else self.elbo_samples
         lay = self.layout
-        self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
-        self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden)
-        self.posterior = ConditionalPosterior(lay.num_rsc, lay.num_cls, flow_hidden, context_dim, posterior_layers)
+        self.encoder_kind = encoder
+        if encoder == "gcn":  # the original's graph encoder, features shared with the critic
+            self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
+            self.critic = nn.Dense(1)
+        else:
+            self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
+        self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden, split_context=split_context)
+        self.posterior = ConditionalPosterior(
+            lay.num_rsc, lay.num_cls, posterior_hidden or flow_hidden, context_dim, posterior_layers,
+            context_hidden=flow_hidden, conditional_couplings=posterior_conditional, split_context=split_context,
+        )
         self.alpha_net = AlphaNet(alpha_init=self.alpha_init if alpha_mode == "adaptive" else 0.5)
 
     # -- parameters ----------------------------------------------------------------------
@@ -171,16 +223,36 @@ class IARPolicy(RejectionPolicy):
             return jnp.broadcast_to(jax.nn.sigmoid(p["logit"]), elbo.shape)
         return jax.vmap(lambda e, c: self.alpha_net.apply(p, e, c))(elbo, cubo)
 
+    def init(self, key, obs, env_state=None, env_params=None):
+        if self.encoder_kind != "gcn":
+            return super().init(key, obs, env_state, env_params)
+        k_actor, k_critic = jax.random.split(key)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        actor = self.init_actor(k_actor, x)
+        ctx = self.encoder.apply(actor["encoder"], x)
+        return {**actor, "critic": self.critic.init(k_critic, ctx)}
+
+    def value(self, params, obs):
+        if self.encoder_kind != "gcn":
+            return super().value(params, obs)
+        ctx = self.context(params, jnp.ravel(obs).astype(jnp.float32))  # shared features (the original)
+        return self.critic.apply(params["critic"], ctx)[0]
+
     # -- RejectionPolicy hooks -------------------------------------------------------------
     def context(self, params, obs):
         return self.encoder.apply(params["encoder"], obs)
 
-    def sample_actions(self, params, key, ctx, n):
-        lay = self.layout
-        eps = jax.random.normal(key, (n, lay.dim))
+    def candidate_noise(self, key, n):
+        return jax.random.normal(key, (n, self.layout.dim))
+
+    def actions_from_noise(self, params, ctx, eps):
+        lay, n = self.layout, eps.shape[0]
         u, _ = jax.vmap(lambda e: self.flow.apply(params["flow"], e, ctx, method=ConditionalFlow.sample))(eps)
         u = jax.lax.stop_gradient(u)
         return jnp.argmax(u.reshape(n, lay.num_rsc, lay.num_cls), axis=-1).astype(jnp.int32)
+
+    def sample_actions(self, params, key, ctx, n):
+        return self.actions_from_noise(params, ctx, self.candidate_noise(key, n))
 
     def noise_extras(self, key):
         return {"seed": jax.random.bits(key, (), jnp.uint32)} if self.common_noise else {}
@@ -190,21 +262,37 @@ class IARPolicy(RejectionPolicy):
             return jax.random.fold_in(jax.random.PRNGKey(0), extras["seed"])
         return key
 
-    def log_weights(self, params, key, ctx, actions, num_samples, *, generator_grad=True, posterior_grad=False):
+    def log_weights(
+        self, params, key, ctx, actions, num_samples, *, generator_grad=True, posterior_grad=False,
+        context_grad_q=False, grad_samples=None,
+    ):
         """(n, num_samples) log w for ``actions`` (n, L) at one state context ``ctx``.
-        The posterior always sees a stopped-gradient context."""
+        The posterior sees a stopped-gradient context unless ``context_grad_q``.
+        ``grad_samples`` g < num_samples: only the first g samples carry gradients (the rest
+        are computed with stopped parameters, forward only); the values are unchanged."""
         flow_p = params["flow"] if generator_grad else jax.lax.stop_gradient(params["flow"])
         ctx_p = ctx if generator_grad else jax.lax.stop_gradient(ctx)
         post_p = params["posterior"] if posterior_grad else jax.lax.stop_gradient(params["posterior"])
+        ctx_q = ctx if context_grad_q else jax.lax.stop_gradient(ctx)
         eps = jax.random.normal(key, (actions.shape[0], num_samples, self.layout.dim))
-        one = lambda a, e: log_weights(
-            self.flow, flow_p, self.posterior, post_p, ctx_p, a, e, ctx_q=jax.lax.stop_gradient(ctx)
-        )
-        return jax.vmap(one)(actions, eps)
+
+        def run(fp, cp, pp, cq, e):
+            one = lambda a, e1: log_weights(self.flow, fp, self.posterior, pp, cp, a, e1, ctx_q=cq)
+            return jax.vmap(one)(actions, e)
+
+        if grad_samples is None or grad_samples >= num_samples:
+            return run(flow_p, ctx_p, post_p, ctx_q, eps)
+        sg = jax.lax.stop_gradient
+        live = run(flow_p, ctx_p, post_p, ctx_q, eps[:, :grad_samples])
+        rest = run(sg(flow_p), sg(ctx_p), sg(post_p), sg(ctx_q), eps[:, grad_samples:])
+        return jnp.concatenate([live, rest], axis=1)
 
     def log_probs(self, params, key, ctx, actions, extras):
         """Sandwich estimates of log pi(a|s) for ``actions`` (n, L) -> ((n,), aux)."""
-        lw = self.log_weights(params, self._noise_key(key, extras), ctx, actions, self.num_samples)
+        lw = self.log_weights(
+            params, self._noise_key(key, extras), ctx, actions, self.num_samples,
+            posterior_grad=self.pg_posterior, context_grad_q=self.pg_posterior,
+        )
         elbo, cubo = elbo_cubo(lw)
         alpha = self.alpha(params, elbo, cubo, train=self.alpha_objective == "policy")
         return alpha * elbo + (1.0 - alpha) * cubo, {"elbo": elbo, "cubo": cubo, "alpha": alpha}
@@ -232,13 +320,14 @@ class IARPolicy(RejectionPolicy):
         else:
             frozen = jax.lax.stop_gradient(params)
             actions = jax.vmap(lambda k, c: self.sample_actions(frozen, k, c, 1)[0])(jax.random.split(k_a, num), ctx)
-        n_s = self.alpha_target_samples if self.alpha_learns_by_calibration else self.num_samples
+        n_s, g = self.elbo_samples, self.elbo_grad_samples
         lw = jax.vmap(
             lambda k, c, a: self.log_weights(
-                params, k, c, a[None], n_s, generator_grad=self.elbo_trains_generator, posterior_grad=True
+                params, k, c, a[None], n_s, generator_grad=self.elbo_trains_generator, posterior_grad=True,
+                grad_samples=g,
             )[0]
         )(jax.random.split(k_w, num), ctx, actions)  # (B, n_s)
-        elbo_loss = -jnp.mean(lw)
+        elbo_loss = -jnp.mean(lw[:, :g])  # the samples with gradients: same expected gradient as all n_s
         lw_sg = jax.lax.stop_gradient(lw)
         elbo, cubo = elbo_cubo(lw_sg[:, : self.num_samples])
         metrics = {"iar/elbo": elbo.mean(), "iar/cubo": cubo.mean(), "iar/iwae": iwae(lw_sg[:, : self.num_samples]).mean()}

@@ -39,9 +39,13 @@ first rung of the ladder S, 2S, 4S, ..., S_max that holds a valid candidate
 (the original re-draws all 2S candidates; the first S of ours are the ones already found
 invalid, which changes nothing for the valid ones: given the validity pattern they are
 i.i.d. draws of pi_C, so the executed action is a sample of pi_C and c = 1/l stays
-consistent). The original's shrinking of S to 32 on high valid rates only saves compute,
-which static shapes cannot; it is not reproduced. The correction set holds at most
-``subset`` (default S, not S_max) candidates, so doubling does not grow the loss.
+consistent). Compute: with ``lazy_candidates`` (default) the noise of all S_max
+candidates is drawn but the generator maps only the first S, then further rounds of
+gcd(S, S_max) only while a state's prefix is not a rung holding a valid candidate (a
+``while_loop``; under ``vmap`` a round runs for the batch when any state needs it), so a
+step costs S generator passes when no state doubles; the candidates, S_k and the rejection
+are those of mapping all S_max (``RejectionPolicy._draw_candidates``). The correction set
+holds at most ``subset`` (default S, not S_max) candidates, so doubling does not grow the loss.
 
 No valid candidate (l = 0 among all S_max): the original doubles S up to 128 and
 then marks a random invalid sample valid. We execute candidate 0 (a plain sample of pi,
@@ -53,6 +57,7 @@ from that step, and no way to learn from it; with c = S/l^2 it is (1 - S) log pi
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import jax
@@ -173,6 +178,7 @@ class RejectionPolicy(Policy):
         rejection: str = "auto",
         critic_hidden: Sequence[int] = (64, 64),
         behaviour_log_prob: bool = True,
+        lazy_candidates: bool = True,
     ):
         if rejection not in ("auto", "on", "off"):
             raise ValueError(f"rejection must be 'auto', 'on' or 'off', got {rejection!r}")
@@ -204,6 +210,7 @@ class RejectionPolicy(Policy):
             self.subset = rejection_subset
         self.coef = rejection_coef
         self.behaviour_log_prob = bool(behaviour_log_prob)
+        self.lazy_candidates = bool(lazy_candidates)
         self.critic = MLP(tuple(critic_hidden), 1, "tanh", out_scale=1.0)
 
     # -- hooks -------------------------------------------------------------------------
@@ -228,6 +235,56 @@ class RejectionPolicy(Policy):
     def noise_extras(self, key) -> dict:
         return {}
 
+    # optional pair of hooks for lazy candidate drawing (``_draw_candidates``):
+    # ``candidate_noise(key, n) -> (n, ...)`` and ``actions_from_noise(params, ctx, noise) -> (n, L)``
+    # with ``sample_actions(params, key, ctx, n) == actions_from_noise(params, ctx, candidate_noise(key, n))``.
+    candidate_noise = None
+    actions_from_noise = None
+
+    def _draw_candidates(self, params, key, ctx, env_state, env_params):
+        """(S_max candidates (S_max, L), validity mask (S_max,)). Eager: all S_max drawn and
+        checked. Lazy (``lazy_candidates`` and the two noise hooks): the noise of all S_max is
+        drawn, but the generator maps only the first S and then chunks of gcd(S, S_max) while
+        the prefix drawn so far is not a rung of the ladder holding a valid candidate (a
+        ``while_loop``; under ``vmap`` it runs as long as any state of the batch needs it).
+        Candidates not mapped are zeros and marked invalid; they lie past the rung S_k of
+        :func:`candidates_used`, so S_k, the executed action, the correction set and its
+        weights equal the eager ones on the same key."""
+        s0, cap = self.num_candidates, self.max_candidates
+        lazy = self.lazy_candidates and self.candidate_noise is not None and cap > s0
+        if not lazy:
+            cands = self.sample_actions(params, key, ctx, cap)  # (S_max, L)
+            if self.use_rejection:
+                return cands, valid_mask(self.env, self.layout, env_state, cands, env_params)
+            return cands, jnp.ones((cap,), bool)
+        noise = self.candidate_noise(key, cap)
+        chunk = math.gcd(s0, cap)
+        rungs, r = [], s0
+        while r < cap:
+            rungs.append(r)
+            r *= 2
+        rungs = jnp.asarray(rungs + [cap], jnp.int32)
+        check = lambda c: valid_mask(self.env, self.layout, env_state, c, env_params)
+        first = self.actions_from_noise(params, ctx, noise[:s0])
+        cands = jnp.zeros((cap,) + first.shape[1:], first.dtype).at[:s0].set(first)
+        mask = jnp.zeros((cap,), bool).at[:s0].set(check(first))
+
+        def more(carry):
+            drawn, mask = carry[0], carry[2]
+            at_rung = jnp.any(rungs == drawn)
+            return (drawn < cap) & ~(at_rung & mask.any())
+
+        def draw(carry):
+            drawn, cands, mask = carry
+            nz = jax.lax.dynamic_slice_in_dim(noise, drawn, chunk, axis=0)
+            new = self.actions_from_noise(params, ctx, nz)
+            cands = jax.lax.dynamic_update_slice_in_dim(cands, new, drawn, axis=0)
+            mask = jax.lax.dynamic_update_slice_in_dim(mask, check(new), drawn, axis=0)
+            return drawn + chunk, cands, mask
+
+        _, cands, mask = jax.lax.while_loop(more, draw, (jnp.asarray(s0, jnp.int32), cands, mask))
+        return cands, mask
+
     # -- Policy ------------------------------------------------------------------------
     def init(self, key, obs, env_state=None, env_params=None):
         k_actor, k_critic = jax.random.split(key)
@@ -247,11 +304,7 @@ class RejectionPolicy(Policy):
         k_cand, k_rej, k_noise, k_lp = jax.random.split(key, 4)
         x = jnp.ravel(obs).astype(jnp.float32)
         ctx = self.context(params, x)
-        cands = self.sample_actions(params, k_cand, ctx, self.max_candidates)  # (S_max, L)
-        if self.use_rejection:
-            mask = valid_mask(self.env, self.layout, env_state, cands, env_params)
-        else:
-            mask = jnp.ones((self.max_candidates,), bool)
+        cands, mask = self._draw_candidates(params, k_cand, ctx, env_state, env_params)  # (S_max, L), (S_max,)
         used = candidates_used(mask, self.num_candidates)  # adaptive S (module docstring)
         rej = reject(k_rej, mask, self.subset, self.coef, num_used=used)
         a = cands[rej.executed]

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from scipy import integrate, stats
 
 from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights, normal_log_prob
@@ -89,12 +90,19 @@ def test_generator_log_density_equals_change_of_variables_with_autodiff_jacobian
             np.testing.assert_allclose(np.asarray(z_back), np.asarray(z), atol=1e-9)
 
 
-def test_posterior_log_density_equals_change_of_variables_through_the_threshold():
+@pytest.mark.parametrize("conditional,coupling_hidden", [(True, 0), (False, 8)])
+def test_posterior_log_density_equals_change_of_variables_through_the_threshold(conditional, coupling_hidden):
+    """Also the original's posterior: unconditional couplings of their own width."""
     with jax.enable_x64(True):
         num_rsc, num_cls = 2, 3
         dim, ctx, a = num_rsc * num_cls, jnp.linspace(-1.0, 1.0, 5, dtype=jnp.float64), jnp.array([2, 0])
-        post = ConditionalPosterior(num_rsc, num_cls, hidden=16, context_dim=8, num_layers=2)
+        post = ConditionalPosterior(
+            num_rsc, num_cls, hidden=coupling_hidden or 16, context_dim=8, num_layers=2,
+            context_hidden=16, conditional_couplings=conditional,
+        )
         params = jax.jit(post.init)(jax.random.PRNGKey(0), ctx, jnp.zeros(dim), a)
+        h1 = params["params"]["stack"]["couplings_0"]["h1"]["kernel"]  # rows: x_1 (+ the context)
+        assert h1.shape == (dim // 2 + (8 if conditional else 0), coupling_hidden or 16)
         params = jax.tree.map(lambda x: x.astype(jnp.float64), _perturb(params, jax.random.PRNGKey(2), 0.3))
         eps = jax.random.normal(jax.random.PRNGKey(4), (dim,), jnp.float64)
 
