@@ -106,6 +106,8 @@ ALGOS: dict[str, Algo] = {
         default_env="ERA-v1",
         summary="IAR argmax-flow policy with invalid-action rejection, or its baselines (--policy mask|factored|ar)",
         data_parallel=True,
+        presets="train:_iar_presets",
+        preset_names=("default", "paper"),
     ),
     "dra": Algo(
         configs={"dra": "dra_jax.trainer:Config"},
@@ -278,6 +280,12 @@ def _dra_presets(name: str, env_id: str, overrides: dict[str, dict[str, Any]]) -
     from dra_jax.trainer import preset_config
 
     return {"dra": preset_config(name, env_id, **overrides.get("dra", {}))}
+
+
+def _iar_presets(name: str, env_id: str, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from iar_jax.algo import preset
+
+    return {k: dataclasses.replace(cfg, **overrides.get(k, {})) for k, cfg in preset(name).items()}
 
 
 def build_configs(algo: Algo, overrides: dict[str, dict[str, Any]], preset: str = "default",

@@ -208,11 +208,11 @@ PRESETS: dict[str, dict[str, dict]] = {
     # reaches the posterior), the adaptive alpha network never optimised, one posterior
     # sample in the ELBO term. Not reproduced here (engine or encoder work; see RESULTS_iar.md):
     # the ELBO step's own RMSprop on 256 states of a 2,048-observation buffer after 2,048
-    # warm-up steps and 10 pre-training iterations, SB3's value loss vf_coef * MSE (the engine:
-    # vf_coef * 0.5 * MSE), the encoder's BatchNorm (iar_jax.graph_encoder). The graph encoder
-    # (encoder="gcn", ERA only) shares its features with the critic, as the original.
+    # warm-up steps and 10 pre-training iterations, the encoder's BatchNorm
+    # (iar_jax.graph_encoder). SB3's value loss vf_coef * MSE is value_loss_scale = 1.0. The graph
+    # encoder (encoder="gcn", ERA only) shares its features with the critic, as the original.
     "paper": {
-        "ppo": {},
+        "ppo": {"value_loss_scale": 1.0},
         "iar": dict(
             num_candidates=32,
             max_candidates=128,

@@ -32,6 +32,7 @@ class PPOConfig:
     clip_value: bool = True  # clip the value update to +-clip_eps around the old value
     ent_coef: float = 0.01  # entropy bonus coefficient
     vf_coef: float = 0.5  # value loss coefficient
+    value_loss_scale: float = 0.5  # value loss = value_loss_scale * MSE (0.5: PureJaxRL/CleanRL; SB3's A2C/PPO: 1.0)
     normalize_advantages: bool = True  # per-minibatch advantage normalisation
     normalize_obs: bool = False  # running mean/std observation normalisation
     scale_rewards: bool = False  # divide rewards by the running std of the discounted return
@@ -53,7 +54,7 @@ class PPOConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "gamma", "gae_lambda", "ent_coef", "vf_coef", "adam_eps", "obs_clip"):
+        for name in ("lr", "gamma", "gae_lambda", "ent_coef", "vf_coef", "adam_eps", "obs_clip", "value_loss_scale"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"config.{name} must be a finite non-negative number, got {value!r}")

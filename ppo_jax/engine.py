@@ -374,13 +374,14 @@ class PPO:
             vf_coef=cfg.vf_coef,
             ent_coef=cfg.ent_coef,
             normalize_advantages=cfg.normalize_advantages,
+            value_loss_scale=cfg.value_loss_scale,
         )
         extra, extra_metrics = policy.extra_loss(params, k_extra, batch)
         aux = {**aux, **extra_metrics, "extra_loss": extra}
         return loss + extra, aux
 
     def cost_value_loss(self, cost_params, batch: Batch):
-        """``0.5 * mean_B sum_C (V^c - target^c)^2`` (clipped like the value when
+        """``value_loss_scale * mean_B sum_C (V^c - target^c)^2`` (clipped like the value when
         ``clip_value``) -> (scalar, aux); zero without a cost critic."""
         if self.cost_critic is None:
             return jnp.zeros(()), {}
@@ -390,7 +391,7 @@ class PPO:
         if cfg.clip_value and cfg.clip_eps is not None:
             clipped = batch.cost_value + jnp.clip(v - batch.cost_value, -cfg.clip_eps, cfg.clip_eps)
             err = jnp.maximum(err, jnp.square(clipped - batch.cost_target))
-        loss = 0.5 * err.mean(axis=0).sum()
+        loss = cfg.value_loss_scale * err.mean(axis=0).sum()
         return loss, {"cost_value_loss": loss}
 
     # -- one update -----------------------------------------------------------------------

@@ -52,11 +52,13 @@ def ppo_loss(
     vf_coef: float,
     ent_coef: float,
     normalize_advantages: bool,
+    value_loss_scale: float = 0.5,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Clipped PPO objective, returned as a loss to minimise, with diagnostics.
 
     ``clip_eps=None`` gives the unclipped policy gradient (A2C): -A * log pi, whose
-    gradient equals that of -A * ratio at ratio 1.
+    gradient equals that of -A * ratio at ratio 1. The value loss is
+    ``value_loss_scale * mean(err^2)`` (0.5: PureJaxRL / CleanRL; SB3 uses 1.0).
     """
     if normalize_advantages:
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
@@ -74,7 +76,7 @@ def ppo_loss(
     if clip_value and clip_eps is not None:
         value_clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
         value_err = jnp.maximum(value_err, jnp.square(value_clipped - target))
-    value_loss = 0.5 * value_err.mean()
+    value_loss = value_loss_scale * value_err.mean()
     entropy_mean = entropy.mean()
     total = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
     aux = {

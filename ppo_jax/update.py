@@ -135,7 +135,7 @@ class MinibatchUpdate(UpdateRule):
             def total(trainable):
                 params, cost_params = trainable
                 v = jax.vmap(engine.policy.value, in_axes=(None, 0))(params, mb.obs)
-                loss = 0.5 * jnp.mean(jnp.square(v - mb.target))
+                loss = engine.config.value_loss_scale * jnp.mean(jnp.square(v - mb.target))
                 cost_loss, _ = engine.cost_value_loss(cost_params, mb)
                 return loss + cost_loss, loss
 

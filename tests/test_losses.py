@@ -75,6 +75,14 @@ def test_ppo_loss_matches_hand_computation():
     assert math.isclose(float(loss), -1.7 + 0.5 * 0.5825 - 0.01 * 0.6, rel_tol=1e-6)
     assert math.isclose(float(aux["approx_kl"]), (0.5 - math.log(1.5)) / 2, rel_tol=1e-5)
     assert math.isclose(float(aux["clip_frac"]), 0.5)
+    # SB3's scale: value loss = 1.0 * MSE (mean of the clipped errors 1.165).
+    _, aux_sb3 = ppo_loss(
+        log_prob=jnp.array([0.0, math.log(1.5)]), old_log_prob=jnp.zeros(2), advantage=jnp.array([1.0, 2.0]),
+        value=jnp.array([1.0, 2.0]), old_value=jnp.array([0.5, 2.5]), target=jnp.array([1.5, 1.0]),
+        entropy=jnp.array([0.5, 0.7]), clip_eps=0.2, clip_value=True, vf_coef=0.5, ent_coef=0.01,
+        normalize_advantages=False, value_loss_scale=1.0,
+    )
+    assert math.isclose(float(aux_sb3["value_loss"]), 1.165, rel_tol=1e-6)
 
 
 def test_a2c_loss_is_advantage_weighted_log_prob():
