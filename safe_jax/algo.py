@@ -9,7 +9,8 @@ original's baselines all share them). ``configs["safe"]`` is a :class:`SafeConfi
 ``method`` picks the update rule (:data:`METHODS`). The policy: for allocation envs
 (PASPO-*) ``paspo_jax``'s :class:`~paspo_jax.baselines.DirichletPolicy` (the original's
 baseline policy: concentrations ``exp(.) + 1e-6``, actions floored at 1e-6, 32-32 ReLU);
-otherwise the project's ``MLPActorCritic`` (Discrete / Box). The env must report
+MultiDiscrete (ERA): :class:`~safe_jax.policy.FactoredCategoricalPolicy`; otherwise the
+project's ``MLPActorCritic`` (Discrete / Box). The env must report
 ``info["cost"]``. :func:`paper` returns the original's settings for a method.
 """
 
@@ -108,14 +109,20 @@ def make_rule(cfg: SafeConfig):
 
 
 def make_policy(cfg: SafeConfig, env, env_params):
-    """DirichletPolicy for allocation envs (``num_entities`` + ``constraints``), else MLPActorCritic."""
+    """DirichletPolicy for allocation envs (``num_entities`` + ``constraints``), a factored
+    categorical for MultiDiscrete actions (ERA; ``safe_jax.policy``), else MLPActorCritic."""
     if hasattr(env, "constraints") and hasattr(env, "num_entities"):
         from paspo_jax.baselines import DirichletPolicy
 
         return DirichletPolicy(env, env_params, encoder_hidden=cfg.encoder_hidden)
     from ppo_jax.policy import MLPActorCritic
 
-    return MLPActorCritic(env.action_space(env_params), hidden=cfg.hidden)
+    space = env.action_space(env_params)
+    if hasattr(space, "nvec"):
+        from safe_jax.policy import FactoredCategoricalPolicy
+
+        return FactoredCategoricalPolicy(space.nvec, hidden=cfg.hidden)
+    return MLPActorCritic(space, hidden=cfg.hidden)
 
 
 def build(env_id: str, configs: dict, mesh=None):

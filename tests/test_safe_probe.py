@@ -1,0 +1,61 @@
+"""The Safe-bandit probe: its optimum by enumeration, CPO reaching it in a short run, and
+``--algo safe`` through train.py (with the ALGOS entry the lead adds; patched in here)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import envs_jax
+import train as train_cli
+from envs_jax.safe_probes import bandit_optimum
+from safe_jax.algo import SafeConfig, SafePPOConfig, build
+
+
+def _arm_outcome(env_id, action):
+    env, params = envs_jax.make(env_id)
+    key = jax.random.PRNGKey(0)
+    _, state = env.reset(key, params)
+    _, _, reward, done, _, info = env.step(key, state, action, params)
+    assert bool(done)
+    return float(reward), float(info["cost"])
+
+
+@pytest.mark.parametrize("d", [0.0, 0.25, 0.5, 1.0])
+def test_bandit_optimum_matches_enumeration_of_mixed_policies(d):
+    (r_a, c_a), (r_b, c_b) = _arm_outcome("Safe-bandit", 0), _arm_outcome("Safe-bandit", 1)
+    assert _arm_outcome("Safe-bandit-box", np.array([0.7], np.float32)) == (r_a, c_a)
+    assert _arm_outcome("Safe-bandit-box", np.array([-0.7], np.float32)) == (r_b, c_b)
+    p = np.linspace(0, 1, 100_001)
+    ret, cost = p * r_a + (1 - p) * r_b, p * c_a + (1 - p) * c_b
+    feasible = cost <= d + 1e-12
+    best = np.argmax(np.where(feasible, ret, -np.inf))
+    assert bandit_optimum(d) == pytest.approx((ret[best], cost[best]), abs=1e-4)
+
+
+def test_cpo_reaches_the_bandit_optimum_in_a_short_run():
+    """d = 0.25: optimum return 0.625 at cost 0.25; 2 seeds x 40 updates of 512 steps."""
+    ppo = SafePPOConfig(total_timesteps=512 * 40, ent_coef=0.0)
+    train = build("Safe-bandit", {"ppo": ppo, "safe": SafeConfig(method="cpo", cost_limit=0.25)})
+    _, m = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 2))
+    ret, cost = np.asarray(m["return"])[:, -5:].mean(1), np.asarray(m["cost_return"])[:, -5:].mean(1)
+    np.testing.assert_allclose(ret, 0.625, atol=0.01)
+    np.testing.assert_allclose(cost, 0.25, atol=0.02)
+
+
+def test_safe_algo_through_train_cli(tmp_path, monkeypatch):
+    entry = train_cli.Algo(
+        configs={"ppo": "safe_jax.algo:SafePPOConfig", "safe": "safe_jax.algo:SafeConfig"},
+        build=train_cli._build_from("safe_jax.algo:build"),
+        default_env="Safe-bandit",
+        summary="constrained RL (PPO-Lagrangian, P3O, IPO, CUP, CPO) on the cost channel",
+        data_parallel=True,
+    )
+    monkeypatch.setitem(train_cli.ALGOS, "safe", entry)
+    out = tmp_path / "run"
+    args = ["--algo", "safe", "--method", "ipo", "--cost-limit", "0.25", "--num-envs", "4", "--num-steps", "8",
+            "--num-minibatches", "2", "--update-epochs", "2", "--total-timesteps", str(32 * 3), "--out", str(out)]
+    assert train_cli.main(args) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [1, 2, 3] and all(r["cost_return"][0] is not None for r in rows)
