@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from envs_jax.safe_probes import bandit_optimum
-from safe_jax.algo import METHODS, SafeConfig, SafePPOConfig, build
+from safe_jax.algo import METHODS, SafeConfig, SafePPOConfig, build, train_seeds
 
 
 def run(method, env_id, seeds, updates, cost_limit, tail, ppo_overrides=None, safe_overrides=None):
@@ -31,7 +31,7 @@ def run(method, env_id, seeds, updates, cost_limit, tail, ppo_overrides=None, sa
     train = build(env_id, {"ppo": ppo, "safe": safe})
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     t0 = time.time()
-    _, m = jax.block_until_ready(jax.jit(jax.vmap(train))(keys))
+    _, m = jax.block_until_ready(train_seeds(train, keys))
     wall = time.time() - t0
     ret = np.asarray(m["return"])[:, -tail:].mean(1)
     cost = np.asarray(m["cost_return"])[:, -tail:].mean(1)
@@ -60,17 +60,21 @@ def main(argv=None):
     p.add_argument("--updates", type=int, default=100)
     p.add_argument("--tail", type=int, default=10)
     p.add_argument("--cost-limit", type=float, default=0.25)
+    p.add_argument("--lr", type=float, default=None, help="policy learning rate (default: PASPO's 1e-3)")
     args = p.parse_args(argv)
+    ppo_over = {} if args.lr is None else {"lr": args.lr}
     bandit = args.env.startswith("Safe-bandit")
     opt_r, opt_c = bandit_optimum(args.cost_limit) if bandit else (np.nan, np.nan)
     head = f"optimum return {opt_r:.4f}, cost {opt_c:.4f}; " if bandit else ""
     print(f"{args.env}, cost limit {args.cost_limit}: {head}"
-          f"{args.seeds} seeds x {args.updates} updates of 512 steps (PASPO's PPO settings); last {args.tail} updates\n")
+          f"{args.seeds} seeds x {args.updates} updates of 512 steps (PASPO's PPO settings"
+          f"{'' if args.lr is None else f', lr {args.lr}'}); last {args.tail} updates\n")
     print("| method | return | episode cost | violation max(cost - d, 0) | violating actions | |return - optimum| | wall s |")
     print("|---|---|---|---|---|---|---|")
     for entry in args.methods.split(","):
         method, overrides = _parse(entry)
-        ret, cost, rate, wall = run(method, args.env, args.seeds, args.updates, args.cost_limit, args.tail, safe_overrides=overrides)
+        ret, cost, rate, wall = run(method, args.env, args.seeds, args.updates, args.cost_limit, args.tail, ppo_overrides=ppo_over,
+                                    safe_overrides=overrides)
         viol = np.maximum(cost - args.cost_limit, 0)
         print(f"| {entry} | {ret.mean():.4f} +- {ret.std():.4f} | {cost.mean():.4f} +- {cost.std():.4f} | "
               f"{viol.mean():.4f} (max {viol.max():.4f}) | {rate.mean():.4f} | {np.abs(ret - opt_r).max():.4f} (worst seed) | {wall:.1f} |",

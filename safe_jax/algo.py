@@ -88,6 +88,33 @@ def paper(method: str, **overrides) -> dict:
 PRESETS = {"paper": paper}
 
 
+def presets(name: str, env_id: str, overrides: dict) -> dict:
+    """``train.py``'s preset hook: ``name`` "default" (the classes' defaults) or "paper"
+    (:func:`paper` for the method in ``overrides["safe"]``), with ``overrides`` (per config
+    name, field -> value) applied on top."""
+    if name not in ("default", "paper"):
+        raise ValueError(f"unknown safe preset {name!r}; choose 'default' or 'paper'")
+    safe_over, ppo_over = dict(overrides.get("safe", {})), dict(overrides.get("ppo", {}))
+    method = safe_over.pop("method", SafeConfig().method)
+    if name == "paper":
+        base = paper(method)
+        return {"ppo": base["ppo"].replace(**ppo_over), "safe": base["safe"].replace(**safe_over)}
+    return {"ppo": SafePPOConfig(**ppo_over), "safe": SafeConfig(method=method, **safe_over)}
+
+
+def train_seeds(trainer, keys):
+    """``jax.vmap(trainer)(keys)`` with each seed's ``init`` run on its own (not vmapped):
+    flax's orthogonal initializer under vmap hits jaxlib 0.10.2's CPU deadlock in batched
+    LAPACK kernels. Returns ``(final states, metrics)`` with a leading seed axis."""
+    import jax
+
+    init = jax.jit(trainer.init)
+    states = [init(k) for k in keys]
+    state = jax.tree.map(lambda *x: jax.numpy.stack(x), *states)
+    run = jax.jit(jax.vmap(lambda s: trainer.run(s, trainer.num_updates, 0)))
+    return run(state)
+
+
 def make_rule(cfg: SafeConfig):
     """The ``ppo_jax.update.UpdateRule`` of ``cfg.method``."""
     from safe_jax.cpo import CPO

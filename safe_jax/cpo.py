@@ -61,10 +61,10 @@ def cpo_direction(Hg, Hb, q, r, s, c, delta):
     is feasible -> the TRPO step ``sqrt(2 delta / q) H^-1 g``; 2 (``c < 0``) / 1 (``c >= 0``) the
     constraint cuts the region -> ``x = (H^-1 g - nu H^-1 b) / lam`` with the dual's optimum
     ``lam`` (the better of the two pieces ``lam_a``, ``lam_b``) and ``nu = max(lam c + r, 0) / s`` (stationarity of
-    the dual in nu; OmniSafe's CPO writes ``lam c - r`` with r from the objective's gradient);
+    the dual in nu; references that form g from the *loss* gradient write ``lam c - r``);
     0 infeasible -> recovery ``x = -sqrt(2 delta / s) H^-1 b``.
     """
-    # The reference code's dual is written with r_l = (grad of the *loss* -g).H^-1 b = -r.
+    # The reference code's case formulas use r_l = (gradient of the loss, -g).H^-1 b = -r.
     r_l = -r
     A = q - r**2 / (s + EPS)
     B = 2 * delta - c**2 / (s + EPS)

@@ -10,7 +10,7 @@ import pytest
 import envs_jax
 import train as train_cli
 from envs_jax.safe_probes import bandit_optimum
-from safe_jax.algo import SafeConfig, SafePPOConfig, build
+from safe_jax.algo import SafeConfig, SafePPOConfig, build, presets, train_seeds
 
 
 def _arm_outcome(env_id, action):
@@ -38,7 +38,7 @@ def test_cpo_reaches_the_bandit_optimum_in_a_short_run():
     """d = 0.25: optimum return 0.625 at cost 0.25; 2 seeds x 40 updates of 512 steps."""
     ppo = SafePPOConfig(total_timesteps=512 * 40, ent_coef=0.0)
     train = build("Safe-bandit", {"ppo": ppo, "safe": SafeConfig(method="cpo", cost_limit=0.25)})
-    _, m = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 2))
+    _, m = train_seeds(train, jax.random.split(jax.random.PRNGKey(0), 2))
     ret, cost = np.asarray(m["return"])[:, -5:].mean(1), np.asarray(m["cost_return"])[:, -5:].mean(1)
     np.testing.assert_allclose(ret, 0.625, atol=0.01)
     np.testing.assert_allclose(cost, 0.25, atol=0.02)
@@ -59,3 +59,11 @@ def test_safe_algo_through_train_cli(tmp_path, monkeypatch):
     assert train_cli.main(args) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows] == [1, 2, 3] and all(r["cost_return"][0] is not None for r in rows)
+
+
+def test_presets_hook_gives_the_originals_settings():
+    cfg = presets("paper", "PASPO-synth-7", {"safe": {"method": "cpo"}, "ppo": {"num_envs": 32}})
+    assert cfg["safe"].method == "cpo" and cfg["safe"].line_search_steps == 20 and cfg["ppo"].ent_coef == 0.0
+    assert cfg["ppo"].num_envs == 32 and cfg["ppo"].clip_eps == 0.3 and cfg["ppo"].gamma == 1.0
+    p3o = presets("paper", "Safe-bandit", {"safe": {"method": "p3o"}})["safe"]
+    assert (p3o.kappa, p3o.cost_limit, p3o.lagrange_lr) == (20.0, 0.0, 0.035)
