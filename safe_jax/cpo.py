@@ -10,9 +10,9 @@ Per update, on the whole batch, with ``theta`` the policy's parameters flattened
   (the Hessian at theta_old of the KL estimate ``mean_B (r - 1 - log r)``), applied by
   jvp/vjp; ``H^-1 g`` and ``H^-1 b`` by ``cg_iters`` conjugate-gradient iterations;
 * the step solves ``max_x g.x  s.t.  c + b.x <= 0,  x.H x / 2 <= delta`` through its dual in
-  closed form (:func:`cpo_direction`: the paper's Appendix 10.2 / its reference code's cases),
+  closed form (:func:`cpo_direction`: the paper's appendix and its reference code's cases),
   and, when no x satisfies both (``c > 0`` and ``c^2 / s > 2 delta``), the recovery step
-  ``x = -sqrt(2 delta / s) H^-1 b`` (the paper's Eq. 14);
+  ``x = -sqrt(2 delta / s) H^-1 b`` (the paper's recovery rule);
 * backtracking line search ``theta + 0.8^k x``, ``k < line_search_steps``: the first ``k`` with
   a finite loss, KL estimate ``<= target_kl``, cost-surrogate increase ``<= max(-c, 0)`` and,
   outside the recovery cases, no loss of reward surrogate is taken, else no step (OmniSafe's

@@ -6,12 +6,12 @@ estimate of each cost's episode return after the update, built from the clipped 
 :func:`safe_jax.common.clipped_cost_surrogate`) and ``J_C,j`` (the rollout's mean episode cost
 return, constant in the loss).
 
-P3O (exact ReLU penalty, the paper's Eq. 11): ``kappa * sum_j relu(S_j + scale * (J_C,j - d))``
+P3O (exact ReLU penalty of the paper): ``kappa * sum_j relu(S_j + scale * (J_C,j - d))``
 with ``scale = 1 - gamma`` (paper and PASPO's original, where d = 0) or ``1`` (``p3o_j_scale=
 "one"``, OmniSafe's P3O). Note that with gamma = 1 (PASPO's setting) the paper form has no J
 term: the penalty is active whenever the update would raise the cost surrogate.
 
-IPO (log barrier, the paper's Eq. 7): ``sum_j phi(d - (J_C,j + S_j))`` with
+IPO (log barrier of the paper): ``sum_j phi(d - (J_C,j + S_j))`` with
 ``phi(g) = -log(g) / t`` for ``g > slack``, continued linearly below the slack,
 ``phi(g) = -log(slack) / t + (slack - g) / (slack * t)`` (the barrier is undefined at
 ``g <= 0``; the continuation's slope ``1 / (slack t)`` is 1000 / t at slack = 0.001, the

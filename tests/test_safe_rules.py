@@ -110,6 +110,15 @@ def test_lagrangian_multipliers_follow_the_probe_costs_through_the_engine():
     assert lam[1] == pytest.approx(1.0 + 0.035 * 35, rel=1e-4)
 
 
+def test_original_form_lagrangian_steps_its_multipliers_in_every_minibatch():
+    """PASPO's original form: one Adam step per minibatch on the minibatch's mean step cost;
+    Probe-cost's second cost is 1 in every step, so with d = 0.7 lambda_2 = 1 + 0.035 * steps."""
+    cfg = PPOConfig(total_timesteps=8 * 4 * 3, num_envs=8, num_steps=4, num_minibatches=2, update_epochs=2)
+    train = build("Probe-cost", {"ppo": cfg, "safe": SafeConfig(method="ppo_lag_orig", cost_limit=0.7)})
+    state, _ = jax.jit(train)(jax.random.PRNGKey(0))
+    assert float(state.extra["lam"][1]) == pytest.approx(1.0 + 0.035 * 3 * 2 * 2, rel=1e-4)
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="method"):
         SafeConfig(method="trpo")
