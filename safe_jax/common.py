@@ -78,6 +78,11 @@ def multiplier_step(state: dict, violation: jax.Array, lr: float, upper: float |
     return {**state, "lam": lam, "lam_opt": opt}
 
 
+def multiplier_metrics(lam: jax.Array) -> dict:
+    """``lagrange_multiplier`` (the sum) and ``lagrange_multiplier/j`` per cost."""
+    return {"lagrange_multiplier": lam.sum(), **{f"lagrange_multiplier/{j}": lam[j] for j in range(lam.shape[0])}}
+
+
 def num_costs(engine) -> int:
     if engine.cost_shape is None:
         raise ValueError(f"safe-RL rules need an env that reports info['cost']; {type(engine.env).__name__} does not")

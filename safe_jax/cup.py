@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from ppo_jax.update import MinibatchUpdate
-from safe_jax.common import cost_advantage, evaluate, multiplier_init, multiplier_step, num_costs
+from safe_jax.common import cost_advantage, evaluate, multiplier_init, multiplier_metrics, multiplier_step, num_costs
 
 
 class CUP(MinibatchUpdate):
@@ -77,6 +77,6 @@ class CUP(MinibatchUpdate):
             "projection_loss": paux["projection_loss"].mean(),
             "projection_kl": paux["projection_kl"][-1].mean(),
             "nonfinite": aux["nonfinite"].sum() + paux["nonfinite"].sum(),
-            "lagrange_multiplier": extra["lam"].sum(),
+            **multiplier_metrics(extra["lam"]),
         }
         return ustate, metrics

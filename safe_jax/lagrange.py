@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 
 from ppo_jax.update import MinibatchUpdate, UpdateState
-from safe_jax.common import (cost_advantage, multiplier_init, multiplier_step, num_costs, ppo_loss_on,
-                             reward_advantage)
+from safe_jax.common import (cost_advantage, multiplier_init, multiplier_metrics, multiplier_step, num_costs,
+                             ppo_loss_on, reward_advantage)
 
 
 class PPOLagrangian(MinibatchUpdate):
@@ -47,9 +47,13 @@ class PPOLagrangian(MinibatchUpdate):
 
     def pre_update(self, engine, ustate: UpdateState, batch, stats, key):
         if self.form == "original":
-            return ustate, {"lagrange_multiplier": ustate.extra["lam"].sum()}
+            return ustate, {}
         extra = multiplier_step(ustate.extra, stats["cost_return"] - self.cost_limit, self.lagrange_lr, self.upper)
-        return ustate.replace(extra=extra), {"lagrange_multiplier": extra["lam"].sum()}
+        return ustate.replace(extra=extra), multiplier_metrics(extra["lam"])
+
+    def __call__(self, engine, ustate, batch, stats, key):
+        ustate, metrics = super().__call__(engine, ustate, batch, stats, key)
+        return ustate, {**metrics, **multiplier_metrics(ustate.extra["lam"])}  # after the update's last step
 
     def combined_advantage(self, engine, lam, batch):
         adv_c = cost_advantage(batch)
