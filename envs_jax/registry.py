@@ -23,6 +23,8 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "Probe-obs-reward": ("envs_jax.probes:make_probe", {"kind": "obs_reward"}),
     "Probe-action-reward": ("envs_jax.probes:make_probe", {"kind": "action_reward"}),
     "Probe-cost": ("envs_jax.probes:make_probe", {"kind": "cost"}),
+    "Safe-bandit": ("envs_jax.safe_probes:make_safe_bandit", {}),
+    "Safe-bandit-box": ("envs_jax.safe_probes:make_safe_bandit", {"continuous": True}),
     # PASPO allocation tasks (Winkel et al. 2024).
     "PASPO-synth-7": ("envs_jax.paspo_synth:make_synth", {"n": 7}),
     "PASPO-synth-20": ("envs_jax.paspo_synth:make_synth", {"n": 20}),

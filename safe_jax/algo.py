@@ -1,0 +1,173 @@
+"""Configs and ``build`` for ``train.py --algo safe`` (constrained RL on the PPO engine).
+
+    from safe_jax.algo import SafeConfig, SafePPOConfig, build
+    trainer = build("Safe-bandit", {"ppo": SafePPOConfig(), "safe": SafeConfig(method="p3o", cost_limit=0.25)})
+    state, metrics = jax.jit(trainer)(jax.random.PRNGKey(0))
+
+``configs["ppo"]`` is any ``PPOConfig``; :class:`SafePPOConfig` has PASPO's PPO settings (the
+original's baselines all share them). ``configs["safe"]`` is a :class:`SafeConfig`; its
+``method`` picks the update rule (:data:`METHODS`). The policy: for allocation envs
+(PASPO-*) ``paspo_jax``'s :class:`~paspo_jax.baselines.DirichletPolicy` (the original's
+baseline policy: concentrations ``exp(.) + 1e-6``, actions floored at 1e-6, 32-32 ReLU);
+MultiDiscrete (ERA): :class:`~safe_jax.policy.FactoredCategoricalPolicy`; otherwise the
+project's ``MLPActorCritic`` (Discrete / Box). The env must report
+``info["cost"]``. :func:`paper` returns the original's settings for a method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from paspo_jax.algo import PaspoPPOConfig
+from ppo_jax.config import PPOConfig
+
+METHODS = ("ppo_lag", "ppo_lag_orig", "p3o", "ipo", "cup", "cpo")
+
+
+@dataclass(frozen=True)
+class SafePPOConfig(PaspoPPOConfig):
+    """``PPOConfig`` with PASPO's PPO hyperparameters (the original's baselines use them)."""
+
+
+@dataclass(frozen=True)
+class SafeConfig:
+    """The constrained-RL method and its settings (defaults: the original's, cost limit 0)."""
+
+    method: str = "ppo_lag"  # one of METHODS
+    cost_limit: float = 0.0  # d: allowed mean episode cost return per cost (original: 0)
+    lagrange_init: float = 1.0  # ppo_lag*, cup: initial multiplier (original: 1)
+    lagrange_lr: float = 0.035  # ppo_lag*, cup: multiplier Adam learning rate (original: 0.035)
+    kappa: float = 20.0  # p3o: ReLU penalty weight (original: 20)
+    p3o_j_scale: str = "1-gamma"  # p3o: weight of (J_C - d): "1-gamma" (paper, original) or "one" (OmniSafe)
+    ipo_t: float = 20.0  # ipo: barrier parameter t (original: 20)
+    ipo_slack: float = 1e-3  # ipo: barrier slack (original: 0.001)
+    target_kl: float = 0.01  # cpo: trust region delta (original: 0.01)
+    cg_iters: int = 15  # cpo: conjugate-gradient iterations (original: 15)
+    cg_damping: float = 0.1  # cpo: Fisher damping (original: 0.1)
+    line_search_steps: int = 20  # cpo: backtracking steps (original: 20)
+    hidden: tuple[int, ...] = (64, 64)  # MLPActorCritic widths (non-allocation envs)
+    encoder_hidden: tuple[int, ...] = (32, 32)  # DirichletPolicy widths (allocation envs; original 32-32)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"safe config method must be one of {METHODS}, got {self.method!r}")
+        if self.p3o_j_scale not in ("1-gamma", "one"):
+            raise ValueError(f"safe config p3o_j_scale must be '1-gamma' or 'one', got {self.p3o_j_scale!r}")
+        if min(self.cost_limit, self.lagrange_init) < 0:
+            raise ValueError("safe config cost_limit and lagrange_init must be >= 0")
+        for name in ("lagrange_lr", "kappa", "ipo_t", "ipo_slack", "target_kl"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"safe config {name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("cg_iters", "line_search_steps"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"safe config {name} must be a positive integer, got {v!r}")
+        for name in ("hidden", "encoder_hidden"):
+            w = getattr(self, name)
+            if not w or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in w):
+                raise ValueError(f"safe config {name} must be positive integer widths, got {w!r}")
+
+    def replace(self, **changes) -> "SafeConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def paper(method: str, **overrides) -> dict:
+    """The original's (niklasdbs/paspo) settings for ``method``: ``{"ppo", "safe"}`` configs.
+    PPO: PASPO's (Adam 1e-3, 10 epochs, minibatch 64 of 512, clip 0.3, gamma 1, GAE 0.95,
+    entropy 0.01, gradient clip 2); cost limit 0; Lagrange/CUP multipliers at 1, lr 0.035;
+    P3O kappa 20; IPO t 20, slack 0.001; CPO target KL 0.01, CG 15, damping 0.1, 20 line-search
+    steps (CPO's actor takes no entropy bonus; its critics use the PPO minibatches)."""
+    safe = SafeConfig(method=method).replace(**overrides)
+    ppo = SafePPOConfig()
+    if method == "cpo":
+        ppo = ppo.replace(ent_coef=0.0)
+    return {"ppo": ppo, "safe": safe}
+
+
+PRESETS = {"paper": paper}
+
+
+def presets(name: str, env_id: str, overrides: dict) -> dict:
+    """``train.py``'s preset hook: ``name`` "default" (the classes' defaults) or "paper"
+    (:func:`paper` for the method in ``overrides["safe"]``), with ``overrides`` (per config
+    name, field -> value) applied on top."""
+    if name not in ("default", "paper"):
+        raise ValueError(f"unknown safe preset {name!r}; choose 'default' or 'paper'")
+    safe_over, ppo_over = dict(overrides.get("safe", {})), dict(overrides.get("ppo", {}))
+    method = safe_over.pop("method", SafeConfig().method)
+    if name == "paper":
+        base = paper(method)
+        return {"ppo": base["ppo"].replace(**ppo_over), "safe": base["safe"].replace(**safe_over)}
+    return {"ppo": SafePPOConfig(**ppo_over), "safe": SafeConfig(method=method, **safe_over)}
+
+
+def train_seeds(trainer, keys):
+    """``jax.vmap(trainer)(keys)`` with each seed's ``init`` run on its own (not vmapped):
+    flax's orthogonal initializer under vmap hits jaxlib 0.10.2's CPU deadlock in batched
+    LAPACK kernels. Returns ``(final states, metrics)`` with a leading seed axis."""
+    import jax
+
+    init = jax.jit(trainer.init)
+    states = [init(k) for k in keys]
+    state = jax.tree.map(lambda *x: jax.numpy.stack(x), *states)
+    run = jax.jit(jax.vmap(lambda s: trainer.run(s, trainer.num_updates, 0)))
+    return run(state)
+
+
+def make_rule(cfg: SafeConfig):
+    """The ``ppo_jax.update.UpdateRule`` of ``cfg.method``."""
+    from safe_jax.cpo import CPO
+    from safe_jax.cup import CUP
+    from safe_jax.lagrange import PPOLagrangian
+    from safe_jax.penalty import IPO, P3O
+
+    d = cfg.cost_limit
+    if cfg.method in ("ppo_lag", "ppo_lag_orig"):
+        form = "standard" if cfg.method == "ppo_lag" else "original"
+        return PPOLagrangian(d, cfg.lagrange_init, cfg.lagrange_lr, form=form)
+    if cfg.method == "p3o":
+        return P3O(d, cfg.kappa, cfg.p3o_j_scale)
+    if cfg.method == "ipo":
+        return IPO(d, cfg.ipo_t, cfg.ipo_slack)
+    if cfg.method == "cup":
+        return CUP(d, cfg.lagrange_init, cfg.lagrange_lr)
+    return CPO(d, cfg.target_kl, cfg.cg_iters, cfg.cg_damping, cfg.line_search_steps)
+
+
+def make_policy(cfg: SafeConfig, env, env_params):
+    """DirichletPolicy for allocation envs (``num_entities`` + ``constraints``), a factored
+    categorical for MultiDiscrete actions (ERA; ``safe_jax.policy``), else MLPActorCritic."""
+    if hasattr(env, "constraints") and hasattr(env, "num_entities"):
+        from paspo_jax.baselines import DirichletPolicy
+
+        return DirichletPolicy(env, env_params, encoder_hidden=cfg.encoder_hidden)
+    from ppo_jax.policy import MLPActorCritic
+
+    space = env.action_space(env_params)
+    if hasattr(space, "nvec"):
+        from safe_jax.policy import FactoredCategoricalPolicy
+
+        return FactoredCategoricalPolicy(space.nvec, hidden=cfg.hidden)
+    return MLPActorCritic(space, hidden=cfg.hidden)
+
+
+def build(env_id: str, configs: dict, mesh=None):
+    """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "safe": SafeConfig}`` -> the
+    engine's ``PPO`` trainer with the method's update rule. Envs without ``info["cost"]``
+    raise ``ValueError``."""
+    import envs_jax
+    from ppo_jax.engine import env_cost_shape, make_train
+
+    missing = {"ppo", "safe"} - set(configs)
+    if missing:
+        raise ValueError(f"safe build needs configs {sorted(missing)}")
+    ppo, cfg = configs["ppo"], configs["safe"]
+    if not isinstance(ppo, PPOConfig):
+        raise ValueError(f"configs['ppo'] must be a PPOConfig, got {type(ppo).__name__}")
+    if not isinstance(cfg, SafeConfig):
+        raise ValueError(f"configs['safe'] must be a SafeConfig, got {type(cfg).__name__}")
+    env, env_params = envs_jax.make(env_id)
+    if env_cost_shape(env, env_params) is None:
+        raise ValueError(f"--algo safe needs an env that reports info['cost']; {env_id!r} does not")
+    return make_train(ppo, env, env_params, make_policy(cfg, env, env_params), mesh, update=make_rule(cfg))
