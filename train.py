@@ -109,6 +109,15 @@ ALGOS: dict[str, Algo] = {
         presets="train:_iar_presets",
         preset_names=("default", "paper"),
     ),
+    "safe": Algo(
+        configs={"ppo": "safe_jax.algo:SafePPOConfig", "safe": "safe_jax.algo:SafeConfig"},
+        build=_build_from("safe_jax.algo:build"),
+        default_env="Safe-bandit",
+        summary="constrained RL on the cost channel (--method ppo_lag|ppo_lag_orig|p3o|ipo|cup|cpo)",
+        data_parallel=True,
+        presets="safe_jax.algo:presets",
+        preset_names=("default", "paper"),
+    ),
     "dra": Algo(
         configs={"dra": "dra_jax.trainer:Config"},
         build=_build_plain("dra_jax.trainer", "dra"),
