@@ -56,6 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppo_jax import linalg
+
 __all__ = [
     "LPResult",
     "linprog",
@@ -214,7 +216,7 @@ def _start(rows: _Rows, c, basis0, Binv0=None, maxiter=1) -> _Simplex:
     """State at a dual feasible basis ``basis0`` (``-B^{-T} c >= 0`` on non-free rows)."""
     basis0 = basis0.astype(jnp.int32)
     B, hB, freeB = rows.basis_rows(basis0)
-    Binv = jnp.linalg.inv(B) if Binv0 is None else Binv0
+    Binv = linalg.inv(B) if Binv0 is None else Binv0
     return _Simplex(
         basis=basis0, hB=hB, freeB=freeB, Binv=Binv, x=_solve_basis(Binv, B, hB), lam=-(Binv.T @ c),
         status=jnp.where(maxiter <= 0, 1, _RUNNING).astype(jnp.int32), nit=jnp.int32(0),
@@ -261,7 +263,7 @@ def _pivot(rows: _Rows, s: _Simplex, maxiter, tol: _Tol) -> _Simplex:
 def _vertex(rows: _Rows, basis, status, x):
     """The answer: the vertex of an optimal basis from a fresh LU factorisation."""
     B, hB, _ = rows.basis_rows(basis)
-    return jnp.where(status == 0, jnp.linalg.solve(B, hB), x)
+    return jnp.where(status == 0, linalg.solve(B, hB), x)
 
 
 def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None, refine: bool = True) -> _Simplex:
@@ -836,7 +838,7 @@ def _reference_bases(G, g, E, e, prefix_ref, i, maxiter, tol):
     )
     # Any basis the dual simplex visits is dual feasible, even if the reference
     # LP itself ended infeasible.
-    inv = lambda basis: jnp.linalg.inv(rows.basis_rows(basis)[0])
+    inv = lambda basis: linalg.inv(rows.basis_rows(basis)[0])
     return (st.basis[0], inv(st.basis[0])), (st.basis[1], inv(st.basis[1]))
 
 
