@@ -51,13 +51,15 @@ def _eliminate(A: jax.Array, B: jax.Array) -> tuple[jax.Array, jax.Array]:
     rows = jnp.arange(n)
 
     def step(j, M):
-        col = jnp.abs(lax.dynamic_index_in_dim(M, j, axis=1, keepdims=False))
-        p = jnp.argmax(jnp.where(rows >= j, col, -jnp.inf))
+        col = lax.dynamic_index_in_dim(M, j, axis=1, keepdims=False)
+        p = jnp.argmax(jnp.where(rows >= j, jnp.abs(col), -jnp.inf))
         row_j = lax.dynamic_index_in_dim(M, j, axis=0, keepdims=False)
-        row_p = M[p]
-        M = M.at[p].set(row_j).at[j].set(row_p)  # swap rows j and p
+        row_p = jnp.take(M, p, axis=0)
+        # Swap rows j and p, then eliminate below row j (elementwise selects: one fused loop body).
+        M = jnp.where((rows == j)[:, None], row_p[None, :], jnp.where((rows == p)[:, None], row_j[None, :], M))
         pivot = lax.dynamic_index_in_dim(row_p, j, keepdims=False)
-        f = jnp.where(rows > j, lax.dynamic_index_in_dim(M, j, axis=1, keepdims=False) / pivot, 0.0)
+        col = jnp.where(rows == p, lax.dynamic_index_in_dim(row_j, j, keepdims=False), col)
+        f = jnp.where(rows > j, col / pivot, 0.0)
         return M - f[:, None] * row_p[None, :]
 
     M = lax.fori_loop(0, n, step, M)

@@ -8,15 +8,18 @@ project now uses ``ppo_jax.linalg`` (pure JAX) wherever a program is jitted or v
 
 Specifications:
 - static: for every policy (PPO's MLP; PASPO on its LP path and its baselines dirichlet /
-  lagrangian / projection; IAR, MASK, Factored, AR), the seed-vmapped ``init`` over 2 seeds and
-  one vmapped training update lower to HLO without a LAPACK custom call; so do the LP
+  lagrangian / projection; IAR, MASK, Factored, AR) the seed-vmapped ``init`` over 2 seeds,
+  and one vmapped training update, lower to HLO without a LAPACK custom call; so do the LP
   work queue with reference warm starts, the warm-started vmapped chain, the de-bias fit and
-  the projection QP (the check itself is shown to fail on ``jnp.linalg.solve``);
-- dynamic: the seed-vmapped ``init`` of every policy x 2 seeds runs to the end in a
-  subprocess with a timeout (a hang fails the test instead of blocking CI), and so does the
-  command line that hung (``train.py --algo iar --env ERA-v1 --policy mask --num-seeds 2``,
-  with and without ``--no-data-parallel``; the full 6400-step repro is ``slow``, CI runs 128
-  steps).
+  the projection QP (the check itself is shown to find ``jnp.linalg.solve``'s call). CI
+  checks the updates of the two policies with linear algebra in them (PASPO's LP path, the
+  projection); the other seven updates are ``slow`` (1-4 s CPU each to trace);
+- dynamic, each in a subprocess with a timeout (a hang fails the test instead of blocking
+  CI): the command that hung (``train.py --algo iar --env ERA-v1 --policy mask --num-seeds
+  2``) with 128 steps in CI (the hang was in ``init``, before the first update); ``slow``:
+  the exact 6400-step repro with and without ``--no-data-parallel``, and the seed-vmapped
+  ``init`` of all nine policies x 2 seeds as one program (under the old code that program
+  hung with two workers in ``lapack_sgeqrf_ffi`` -> ``ParallelBatchMap``).
 
 Run as a script (``python tests/test_no_hang.py init``) it builds every policy's trainer and
 runs its seed-vmapped init, printing one line per policy (what the subprocess test runs).
