@@ -12,12 +12,13 @@ waits and nobody runs the queued tasks (``benchmarks/RESULTS_lp.md``, "No hang")
 0.9.2 has no ``ParallelBatchMap``. The functions here lower to plain HLO (``while`` loops
 of gathers, dots and elementwise updates), which XLA schedules itself.
 
-They are meant for the small matrices of the project (n up to a few hundred): every
-algorithm is one ``lax.fori_loop`` over columns (the traced program has the same size for
-any n), each step touching the whole matrix with masks (no dynamic shapes), so a solve
-costs ``~n^2 (n + k)`` flops instead of LAPACK's ``~n^3 / 3 + n^2 k``. All functions act
-on one matrix; batch them with ``jax.vmap``. Differentiable through the loop (autodiff of
-the elimination), though the project only needs forward values here.
+They are meant for the small matrices of the project (n up to a few hundred): each
+algorithm is two ``lax.fori_loop``s over columns / rows (the traced program has the same
+size for any n), each step touching the whole matrix with masks (no dynamic shapes), so a
+solve costs ``~n^2 (n + k)`` flops instead of LAPACK's ``~2 n^3 / 3 + 2 n^2 k``, and a
+batched one rewrites the whole batch per step (memory-bound: slower than LAPACK for n of
+tens, see ``benchmarks/RESULTS_lp.md``). All functions act on one matrix; batch them with
+``jax.vmap``. Only forward values are tested (gradients would flow through the loops).
 """
 
 from __future__ import annotations
