@@ -15,7 +15,7 @@ of gathers, dots and elementwise updates), which XLA schedules itself.
 They are meant for the small matrices of the project (n up to a few hundred): each
 algorithm is two ``lax.fori_loop``s over columns / rows (the traced program has the same
 size for any n), each step touching the whole matrix with masks (no dynamic shapes), so a
-solve costs ``~n^2 (n + k)`` flops instead of LAPACK's ``~2 n^3 / 3 + 2 n^2 k``, and a
+solve costs ``~2 n^2 (n + k)`` flops instead of LAPACK's ``~2 n^3 / 3 + 2 n^2 k``, and a
 batched one rewrites the whole batch per step (memory-bound: slower than LAPACK for n of
 tens, see ``benchmarks/RESULTS_lp.md``). All functions act on one matrix; batch them with
 ``jax.vmap``. Only forward values are tested (gradients would flow through the loops).
