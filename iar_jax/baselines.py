@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
 from iar_jax.rejection import RejectionPolicy, onehot_prefix
+from ppo_jax.linalg import orthogonal
 from ppo_jax.policy import MLP, Act, Evaluation, Policy
 
 
@@ -141,7 +142,7 @@ class ARHeads(nn.Module):
     def setup(self):
         self.hid = [nn.Dense(self.hidden) for _ in range(self.num_rsc)]
         self.out = [
-            nn.Dense(self.num_cls, kernel_init=nn.initializers.orthogonal(0.01)) for _ in range(self.num_rsc)
+            nn.Dense(self.num_cls, kernel_init=orthogonal(0.01)) for _ in range(self.num_rsc)
         ]
 
     def head(self, l: int, ctx, prefix):

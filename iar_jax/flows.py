@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from iar_jax.soft_threshold import soft_threshold_rows, soft_threshold_rows_inverse
+from ppo_jax.linalg import orthogonal
 
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = -5.0, 2.0  # clip of the Gaussians' log standard deviations
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -173,7 +174,7 @@ class ConditionalFlow(nn.Module):
     split_context: bool = True  # couplings' context term once per state (``AffineCoupling``)
 
     def setup(self):
-        self.base = nn.Dense(2 * self.dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
+        self.base = nn.Dense(2 * self.dim, kernel_init=orthogonal(self.base_init_scale))
         self.stack = CouplingStack(self.dim, self.num_layers, self.hidden, actnorm=True, seed=0)
 
     def base_params(self, ctx):
@@ -233,7 +234,7 @@ class ConditionalPosterior(nn.Module):
         dim = self.num_rsc * self.num_cls
         self.e1 = nn.Dense(self.context_hidden or self.hidden)
         self.e2 = nn.Dense(self.context_dim)
-        self.gauss = nn.Dense(2 * dim, kernel_init=nn.initializers.orthogonal(self.base_init_scale))
+        self.gauss = nn.Dense(2 * dim, kernel_init=orthogonal(self.base_init_scale))
         self.stack = CouplingStack(dim, self.num_layers, self.hidden, actnorm=True, seed=1)
 
     def context(self, ctx, a):

@@ -41,6 +41,7 @@ import numpy as np
 
 from envs_jax.allocation import violation as summed_violation
 from paspo_jax.policy import MLP, has_static_constraints
+from ppo_jax import linalg
 from ppo_jax.policy import Act, Batch, Evaluation, Policy
 
 __all__ = [
@@ -124,7 +125,7 @@ def project_polytope(z, A, b, *, maxiter: int | None = None) -> ProjectionResult
         """r = (N N^T)^{-1} N v for the active normals N (inactive slots: 0)."""
         N = jnp.where(active[:, None], C[rows], 0.0)
         G = N @ N.T + jnp.diag(jnp.where(active, 0.0, 1.0))
-        return N, jnp.linalg.solve(G, jnp.where(active, rhs_rows, 0.0))
+        return N, linalg.solve(G, jnp.where(active, rhs_rows, 0.0))
 
     x0 = z + (1.0 - jnp.sum(z)) / n
     rows0 = jnp.zeros((n,), jnp.int32)

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, polygamma
 
+from ppo_jax import linalg
+
 __all__ = ["beta_method_of_moments", "beta_mle", "normalized_positions", "debias_offsets"]
 
 
@@ -88,7 +90,7 @@ def beta_mle(
         t_ab = polygamma(1, a + b)
         J = jnp.array([[polygamma(1, a) - t_ab, -t_ab], [-t_ab, polygamma(1, b) - t_ab]])
         J_theta = J * jnp.stack([a, b])[None, :]  # d g / d log(alpha, beta)
-        step = jnp.linalg.solve(J_theta, g)
+        step = linalg.solve(J_theta, g)
         step = jnp.clip(step, -1.0, 1.0)
         new = theta - step
         return jnp.where(jnp.all(jnp.isfinite(new)), new, theta)

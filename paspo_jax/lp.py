@@ -34,6 +34,10 @@ again, pivoting on if a row is now violated (the rank-one-updated inverse drifts
 PASPO-synth-50 in float32 its "optimal" vertices violated rows by up to 1e-5 without this
 step); the returned ``x`` is that refined vertex of the final basis.
 
+Basis inverses and vertex solves use ``ppo_jax.linalg`` (pure-JAX LU with partial
+pivoting), never ``jnp.linalg``: jaxlib 0.10.x's batched CPU LAPACK kernels deadlock when
+several run at once (``ppo_jax/linalg.py``).
+
 Under ``jax.vmap`` a ``lax.while_loop`` runs until the slowest problem in the batch
 has finished (finished ones are masked); the dual simplex from the box start needs
 few iterations (about the number of general rows in the final basis, i.e. ``<= n``
@@ -55,6 +59,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ppo_jax import linalg
 
 __all__ = [
     "LPResult",
@@ -214,7 +220,7 @@ def _start(rows: _Rows, c, basis0, Binv0=None, maxiter=1) -> _Simplex:
     """State at a dual feasible basis ``basis0`` (``-B^{-T} c >= 0`` on non-free rows)."""
     basis0 = basis0.astype(jnp.int32)
     B, hB, freeB = rows.basis_rows(basis0)
-    Binv = jnp.linalg.inv(B) if Binv0 is None else Binv0
+    Binv = linalg.inv(B) if Binv0 is None else Binv0
     return _Simplex(
         basis=basis0, hB=hB, freeB=freeB, Binv=Binv, x=_solve_basis(Binv, B, hB), lam=-(Binv.T @ c),
         status=jnp.where(maxiter <= 0, 1, _RUNNING).astype(jnp.int32), nit=jnp.int32(0),
@@ -259,9 +265,9 @@ def _pivot(rows: _Rows, s: _Simplex, maxiter, tol: _Tol) -> _Simplex:
 
 
 def _vertex(rows: _Rows, basis, status, x):
-    """The answer: the vertex of an optimal basis from a fresh LU factorisation."""
+    """The answer: the vertex of an optimal basis from a fresh LU factorisation (``linalg.solve``)."""
     B, hB, _ = rows.basis_rows(basis)
-    return jnp.where(status == 0, jnp.linalg.solve(B, hB), x)
+    return jnp.where(status == 0, linalg.solve(B, hB), x)
 
 
 def _dual_simplex(rows: _Rows, c, basis0, maxiter, tol: _Tol, Binv0=None, refine: bool = True) -> _Simplex:
@@ -836,7 +842,7 @@ def _reference_bases(G, g, E, e, prefix_ref, i, maxiter, tol):
     )
     # Any basis the dual simplex visits is dual feasible, even if the reference
     # LP itself ended infeasible.
-    inv = lambda basis: jnp.linalg.inv(rows.basis_rows(basis)[0])
+    inv = lambda basis: linalg.inv(rows.basis_rows(basis)[0])
     return (st.basis[0], inv(st.basis[0])), (st.basis[1], inv(st.basis[1]))
 
 
@@ -919,15 +925,11 @@ def batch_allocation_bounds(A, b, prefixes, i, *, maxiter=None, slots=2048, warm
         over the batch); every LP starts from the optimal basis of the nearest
         one (shared A only; 0 = every LP from the box basis).
 
-    Known problem (jaxlib 0.10.2, CPU): for large problems this program can deadlock
-    (every thread idle inside ``block_until_ready``): PASPO-synth-50 with 6 or 9
-    references and PASPO-synth-100 with 2 or 4 hung in most of about a dozen tries
-    (XLA flags such as ``--xla_cpu_multi_thread_eigen=false`` did not cure it), while
-    the N = 50 / 9-reference script under jaxlib 0.9.2 finished both times it ran.
-    Smaller problems (the reference polytopes, synth-20, synth-50 with <= 5
-    references) finished. For long chains prefer ``jax.vmap`` of
-    :func:`allocation_bounds` with a :func:`chain_warm_start` (what the PASPO policy
-    and its de-bias fit use on the LP path).
+    The PASPO policy and its de-bias fit use ``jax.vmap`` of :func:`allocation_bounds` with
+    a :func:`chain_warm_start` instead. (This program used to deadlock under jaxlib 0.10.2 on
+    CPU for PASPO-synth-50 / -100: its batched ``jnp.linalg.inv`` / ``solve`` LAPACK kernels
+    waited on the thread pool they ran on; it now uses ``ppo_jax.linalg``, see
+    ``benchmarks/RESULTS_lp.md``, "No hang".)
     Returns:
       (a_min (B,), a_max (B,), feasible (B,)) as in :func:`allocation_bounds`.
     """

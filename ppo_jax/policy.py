@@ -46,6 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
+from ppo_jax.linalg import orthogonal
+
 Params = Any
 PyTree = Any
 
@@ -107,7 +109,8 @@ class Policy:
 
 
 class MLP(nn.Module):
-    """Fully connected torso with orthogonal init (PureJaxRL's actor-critic layers)."""
+    """Fully connected torso with orthogonal init (PureJaxRL's actor-critic layers; the
+    initializer is ``ppo_jax.linalg.orthogonal``, flax's distribution without LAPACK)."""
 
     hidden: Sequence[int]
     out: int
@@ -118,8 +121,8 @@ class MLP(nn.Module):
     def __call__(self, x):
         act = {"tanh": nn.tanh, "relu": nn.relu}[self.activation]
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
-        return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
+        return nn.Dense(self.out, kernel_init=orthogonal(self.out_scale))(x)
 
 
 class MLPActorCritic(Policy):
