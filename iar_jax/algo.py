@@ -184,14 +184,10 @@ def build(env_id: str, configs: dict, mesh=None):
     """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "iar": IARConfig}`` -> ``ppo_jax``
     ``PPO`` (a Trainer). Bad ids / configs raise ``ValueError``."""
     import envs_jax
+    from ppo_jax.config import unpack_configs
     from ppo_jax.engine import make_train
 
-    missing = {"ppo", "iar"} - set(configs)
-    if missing:
-        raise ValueError(f"iar build needs configs {sorted(missing)}")
-    ppo, cfg = configs["ppo"], configs["iar"]
-    if not isinstance(cfg, IARConfig):
-        raise ValueError(f"configs['iar'] must be an IARConfig, got {type(cfg).__name__}")
+    ppo, cfg = unpack_configs("iar", configs, ppo=PPOConfig, iar=IARConfig)
     env, env_params = envs_jax.make(env_id)
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
 

@@ -154,16 +154,10 @@ def build(env_id: str, configs: dict, mesh=None):
     """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "paspo": PASPOConfig}`` -> ``ppo_jax``
     ``PPO`` (a Trainer). Bad ids / configs / non-allocation envs raise ``ValueError``."""
     import envs_jax
+    from ppo_jax.config import unpack_configs
     from ppo_jax.engine import make_train
 
-    missing = {"ppo", "paspo"} - set(configs)
-    if missing:
-        raise ValueError(f"paspo build needs configs {sorted(missing)}")
-    ppo, cfg = configs["ppo"], configs["paspo"]
-    if not isinstance(ppo, PPOConfig):
-        raise ValueError(f"configs['ppo'] must be a PPOConfig, got {type(ppo).__name__}")
-    if not isinstance(cfg, PASPOConfig):
-        raise ValueError(f"configs['paspo'] must be a PASPOConfig, got {type(cfg).__name__}")
+    ppo, cfg = unpack_configs("paspo", configs, ppo=PPOConfig, paspo=PASPOConfig)
     env, env_params = envs_jax.make(env_id)
     if not hasattr(env, "constraints") or not hasattr(env, "num_entities"):
         raise ValueError(f"--algo paspo needs an allocation env (PASPO-*), got {env_id!r}")

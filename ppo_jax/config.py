@@ -124,3 +124,18 @@ class PPOConfig:
             ent_coef=0.0,
         )
         return cls(**{**defaults, **overrides})
+
+
+def unpack_configs(algo: str, configs: dict, **expected: type) -> tuple:
+    """``configs[name]`` for each ``name=Class`` of ``expected``, in order, after checking that
+    each is present and an instance of its class: one ``ValueError`` naming what is wrong.
+
+    >>> ppo, paspo = unpack_configs("paspo", configs, ppo=PPOConfig, paspo=PASPOConfig)
+    """
+    missing = set(expected) - set(configs)
+    if missing:
+        raise ValueError(f"{algo} build needs configs {sorted(missing)}")
+    for name, cls in expected.items():
+        if not isinstance(configs[name], cls):
+            raise ValueError(f"configs[{name!r}] must be a {cls.__name__}, got {type(configs[name]).__name__}")
+    return tuple(configs[name] for name in expected)

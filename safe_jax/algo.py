@@ -157,16 +157,10 @@ def build(env_id: str, configs: dict, mesh=None):
     engine's ``PPO`` trainer with the method's update rule. Envs without ``info["cost"]``
     raise ``ValueError``."""
     import envs_jax
+    from ppo_jax.config import unpack_configs
     from ppo_jax.engine import env_cost_shape, make_train
 
-    missing = {"ppo", "safe"} - set(configs)
-    if missing:
-        raise ValueError(f"safe build needs configs {sorted(missing)}")
-    ppo, cfg = configs["ppo"], configs["safe"]
-    if not isinstance(ppo, PPOConfig):
-        raise ValueError(f"configs['ppo'] must be a PPOConfig, got {type(ppo).__name__}")
-    if not isinstance(cfg, SafeConfig):
-        raise ValueError(f"configs['safe'] must be a SafeConfig, got {type(cfg).__name__}")
+    ppo, cfg = unpack_configs("safe", configs, ppo=PPOConfig, safe=SafeConfig)
     env, env_params = envs_jax.make(env_id)
     if env_cost_shape(env, env_params) is None:
         raise ValueError(f"--algo safe needs an env that reports info['cost']; {env_id!r} does not")
