@@ -102,6 +102,7 @@ def test_observation_normalisation_and_reward_scaling_run_and_learn():
     assert float(metrics["return"][-1]) > 0.9
 
 
+@pytest.mark.slow  # CI: test_engine_capabilities' 1 device = 2 devices = 2 processes test
 def test_two_devices_follow_the_single_device_curve():
     script = textwrap.dedent(
         """
