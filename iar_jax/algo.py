@@ -196,7 +196,8 @@ def build(env_id: str, configs: dict, mesh=None):
 # ``preset(name)`` returns the configs; train.py can apply them before command-line overrides.
 PRESETS: dict[str, dict[str, dict]] = {
     # the library defaults (the paper's model; the consistent estimator at <= 30 MFLOP / env step)
-    "default": {"ppo": {}, "iar": {}},
+    # on a budget that finishes in minutes: 1e5 steps (the paper's ERA budget, 7e5, is "paper")
+    "default": {"ppo": {"total_timesteps": 100_000}, "iar": {}},
     # the original code's (cameron-chen/flow-iar, ERA runs of scripts.sh) model and protocol, as
     # far as they live in iar_jax: S = 32 doubling to 128 (--min_n_samples_inv_rej 32),
     # c = S / l^2 on every valid candidate, a posterior of hidden 64 with unconditional
@@ -232,3 +233,29 @@ def preset(name: str) -> dict:
         raise ValueError(f"unknown iar preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
     return {"ppo": dataclasses.replace(IARA2CConfig(), **p["ppo"]), "iar": IARConfig(**p["iar"])}
+
+
+def _preset(name: str):
+    def make(env_id: str, overrides) -> dict:
+        from ppo_jax.registry import replace_configs
+
+        return replace_configs(preset(name), overrides)
+
+    return make
+
+
+def _register():
+    from ppo_jax.registry import Algorithm, register
+
+    return register(Algorithm(
+        name="iar",
+        summary="IAR argmax-flow policy with invalid-action rejection, or its baselines (--policy mask|factored|ar)",
+        default_env="ERA-v1",
+        configs={"ppo": IARA2CConfig, "iar": IARConfig},
+        build=build,
+        presets={name: _preset(name) for name in PRESETS},
+        data_parallel=True,
+    ))
+
+
+ALGORITHM = _register()

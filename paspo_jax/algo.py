@@ -37,7 +37,7 @@ class PaspoPPOConfig(PPOConfig):
     max_grad_norm: float = 2.0  # paper: gradient clip 2.0
     gamma: float = 1.0  # paper: gamma 1.0
     gae_lambda: float = 0.95  # paper: GAE 0.95
-    clip_eps: float = 0.3  # paper: clip 0.3
+    clip_eps: float | None = 0.3  # paper: clip 0.3
     clip_value: bool = False  # RLlib clips the value *loss* at 10, not the value; plain MSE here
     ent_coef: float = 0.01  # paper: entropy coefficient 0.01
     vf_coef: float = 0.5  # paper: vf coefficient 0.5
@@ -162,3 +162,29 @@ def build(env_id: str, configs: dict, mesh=None):
     if not hasattr(env, "constraints") or not hasattr(env, "num_entities"):
         raise ValueError(f"--algo paspo needs an allocation env (PASPO-*), got {env_id!r}")
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
+
+
+def _paper(env_id: str, overrides) -> dict:
+    """The paper's budget: 150k steps, 250k on the portfolio env (reference README)."""
+    from ppo_jax.registry import replace_configs
+
+    steps = 250_000 if "portfolio" in env_id else 150_000
+    return replace_configs({"ppo": PaspoPPOConfig(total_timesteps=steps), "paspo": PASPOConfig()}, overrides)
+
+
+def _register():
+    from ppo_jax.registry import Algorithm, register
+
+    configs = {"ppo": PaspoPPOConfig, "paspo": PASPOConfig}
+    return register(Algorithm(
+        name="paspo",
+        summary="PASPO autoregressive Beta policy on a polytope, or its baselines (--method dirichlet|lagrangian|projection)",
+        default_env="PASPO-synth-7",
+        configs=configs,
+        build=build,
+        presets={"paper": _paper},
+        data_parallel=True,
+    ))
+
+
+ALGORITHM = _register()

@@ -28,7 +28,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5  # global gradient-norm clip; <= 0 disables
     gamma: float = 0.99  # discount
     gae_lambda: float = 0.95  # GAE lambda
-    clip_eps: float = 0.2  # PPO ratio clip; None disables (A2C)
+    clip_eps: float | None = 0.2  # PPO ratio clip; None disables (A2C)
     clip_value: bool = True  # clip the value update to +-clip_eps around the old value
     ent_coef: float = 0.01  # entropy bonus coefficient
     vf_coef: float = 0.5  # value loss coefficient
@@ -39,7 +39,6 @@ class PPOConfig:
     bootstrap_truncated: bool = True  # on time-limit truncation, add gamma * V(final obs) to the reward
     obs_clip: float = 10.0  # clip normalised observations / scaled rewards to +-obs_clip
     violation_tol: float = 1e-6  # info["max_violation"] (else info["violation"]) above this counts as violating
-    debug_nans: bool = True  # report a non-finite loss in the metrics (train.py stops on it)
     cost_critic: bool = False  # learn a cost critic (cost GAE) even if neither the policy nor the update rule asks
     cost_critic_hidden: tuple[int, ...] = (64, 64)  # widths of the cost critic's hidden layers
     eval_every: int = 0  # evaluate every this many updates (0: never)

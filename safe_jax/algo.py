@@ -165,3 +165,22 @@ def build(env_id: str, configs: dict, mesh=None):
     if env_cost_shape(env, env_params) is None:
         raise ValueError(f"--algo safe needs an env that reports info['cost']; {env_id!r} does not")
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params), mesh, update=make_rule(cfg))
+
+
+def _register():
+    from functools import partial
+
+    from ppo_jax.registry import Algorithm, register
+
+    return register(Algorithm(
+        name="safe",
+        summary="constrained RL on the cost channel (--method " + "|".join(METHODS) + ")",
+        default_env="Safe-bandit",
+        configs={"ppo": SafePPOConfig, "safe": SafeConfig},
+        build=build,
+        presets={"default": partial(presets, "default"), "paper": partial(presets, "paper")},
+        data_parallel=True,
+    ))
+
+
+ALGORITHM = _register()

@@ -51,12 +51,12 @@ def build_trainer(name: str, tiny: bool = True):
     """The trainer ``train.py`` would build for policy ``name`` (one of ``POLICIES``) with small
     rollouts. PASPO runs on its LP path (``bounds="lp"``), where its linear algebra lives;
     ``tiny=False`` keeps the policies' default network widths."""
-    import train
+    from ppo_jax.algo import build as build_ppo
     from ppo_jax.config import PPOConfig
     from ppo_jax.policy import MLPPolicyConfig
 
     if name == "mlp":
-        return train.build_ppo("CartPole-v1", {"ppo": PPOConfig(**TINY), "policy": MLPPolicyConfig()}, None)
+        return build_ppo("CartPole-v1", {"ppo": PPOConfig(**TINY), "policy": MLPPolicyConfig()}, None)
     if name.startswith("paspo-"):
         from paspo_jax.algo import PASPOConfig, PaspoPPOConfig, build
 

@@ -1,5 +1,5 @@
 """The Safe-bandit probe: its optimum by enumeration, CPO reaching it in a short run, and
-``--algo safe`` through train.py (with the ALGOS entry the lead adds; patched in here)."""
+``--algo safe`` through train.py."""
 
 import json
 
@@ -45,18 +45,10 @@ def test_cpo_reaches_the_bandit_optimum_in_a_short_run():
     np.testing.assert_allclose(cost, 0.25, atol=0.02)
 
 
-def test_safe_algo_through_train_cli_with_the_multipliers_closed_form(tmp_path, monkeypatch):
+def test_safe_algo_through_train_cli_with_the_multipliers_closed_form(tmp_path):
     """``--algo safe --method ppo_lag`` on Probe-cost (costs ``[obs > 0, 1]``), d = 0.7: cost 1
     averages 0.5 < d, so lambda_1 falls and stops at 0 (after ~29 updates); cost 2 is 1 > d in
     every episode, so Adam (constant gradient) raises lambda_2 by exactly lr = 0.035 per update."""
-    entry = train_cli.Algo(
-        configs={"ppo": "safe_jax.algo:SafePPOConfig", "safe": "safe_jax.algo:SafeConfig"},
-        build=train_cli._build_from("safe_jax.algo:build"),
-        default_env="Safe-bandit",
-        summary="constrained RL (PPO-Lagrangian, P3O, IPO, CUP, CPO) on the cost channel",
-        data_parallel=True,
-    )
-    monkeypatch.setitem(train_cli.ALGOS, "safe", entry)
     out = tmp_path / "run"
     args = ["--algo", "safe", "--env", "Probe-cost", "--method", "ppo_lag", "--cost-limit", "0.7", "--num-envs", "8",
             "--num-steps", "4", "--num-minibatches", "1", "--update-epochs", "1", "--total-timesteps", str(32 * 35),

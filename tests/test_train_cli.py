@@ -120,8 +120,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, mon
         env, params = make_probe("nan_reward", nan_after=8 * 25 + 1)  # 8 steps per env per update: step 201 is in update 26
         return make_train(configs["ppo"], env, params, MLPActorCritic(env.action_space(params)))
 
-    monkeypatch.setitem(train_cli.ALGOS, "nanprobe", train_cli.ALGOS["ppo"].__class__(
-        configs=train_cli.ALGOS["ppo"].configs, build=build, default_env="x", summary="test"))
+    from ppo_jax import registry
+
+    ppo = registry.get("ppo")
+    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY})  # the registration is undone after the test
+    registry.register(registry.Algorithm(name="nanprobe", configs=ppo.configs, build=build, default_env="x", summary="test"))
     out = tmp_path / "nan"
     code = train_cli.main(["--algo", "nanprobe", "--num-envs", "4", "--num-steps", "8", "--num-minibatches", "1",
                            "--total-timesteps", str(32 * 60), "--log-every", "10", "--checkpoint-every", "10",
@@ -165,8 +168,24 @@ def test_other_algorithms_write_the_same_run_directory(algo, env_id, budget, fig
     assert Checkpoints(out / "checkpoints").latest() == rows[-1]["update"]
 
 
-def test_options_whose_default_is_none_parse_by_annotation():
-    _, overrides = train_cli.parse_args(["--algo", "iar", "--clip-eps", "0.2"])
-    assert overrides["ppo"]["clip_eps"] == 0.2  # IARA2CConfig.clip_eps defaults to None (A2C)
-    _, overrides = train_cli.parse_args(["--clip-eps", "none"])
-    assert overrides["ppo"]["clip_eps"] is None
+def test_options_parse_by_annotation():
+    from ppo_jax import cli, registry
+
+    _, configs = cli.parse(registry.get("iar"), ["--clip-eps", "0.2"])
+    assert configs["ppo"].clip_eps == 0.2  # IARA2CConfig.clip_eps defaults to None (A2C)
+    _, configs = cli.parse(registry.get("paspo"), ["--clip-eps", "none", "--debias", "false", "--head-hidden", "8,4"])
+    assert configs["ppo"].clip_eps is None and configs["paspo"].debias is False and configs["paspo"].head_hidden == (8, 4)
+    _, configs = cli.parse(registry.get("paspo"), ["--debias=True", "--head-hidden", "8", "4"])
+    assert configs["paspo"].debias is True and configs["paspo"].head_hidden == (8, 4)
+
+
+def test_presets_take_the_command_line_on_top():
+    from ppo_jax import cli, registry
+
+    _, configs = cli.parse(registry.get("iar"), ["--num-envs", "8"], preset="paper")
+    assert configs["iar"].rejection_coef == "paper" and configs["ppo"].num_envs == 8
+    assert configs["ppo"].total_timesteps == 700_000  # the paper's ERA budget; the default preset's is 1e5
+    _, configs = cli.parse(registry.get("mu"), [], preset="default")
+    assert configs["mu"].total_steps < 80_000
+    _, configs = cli.parse(registry.get("mu"), [], preset="paper")
+    assert configs["mu"].total_steps == 80_000
