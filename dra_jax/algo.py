@@ -8,15 +8,9 @@ runs behind the published numbers), per env.
 from __future__ import annotations
 
 from dra_jax.trainer import PRESETS, Config, make_trainer, preset_config
-from ppo_jax.registry import Algorithm, register
+from ppo_jax.registry import Algorithm, register, trainer_build
 
-
-def build(env_id: str, configs: dict, mesh=None):
-    """``configs = {"dra": Config}`` -> ``DRATrainer`` (a ``ppo_jax.trainer.Trainer``)."""
-    from ppo_jax.config import unpack_configs
-
-    (cfg,) = unpack_configs("dra", configs, dra=Config)
-    return make_trainer(cfg, env_id)
+build = trainer_build("dra", Config, make_trainer)  # configs = {"dra": Config} -> its Trainer
 
 
 def _preset(name: str):

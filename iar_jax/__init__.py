@@ -6,30 +6,12 @@ invalid-action rejection, and the baselines MASK, Factored and AR. Names load on
 * ``flows``: the conditional flow, the posterior, ELBO / CUBO; ``soft_threshold``: the
   soft-threshold bijection; ``rejection``: the rejection correction."""
 
-import importlib
+from ppo_jax.lazy import lazy_exports
 
-_EXPORTS = {
-    "IARConfig": "iar_jax.algo",
-    "IARA2CConfig": "iar_jax.algo",
-    "build": "iar_jax.algo",
-    "make_policy": "iar_jax.algo",
-    "preset": "iar_jax.algo",
-    "PRESETS": "iar_jax.algo",
-    "POLICIES": "iar_jax.algo",
-    "IARPolicy": "iar_jax.policy",
-    "MaskPolicy": "iar_jax.baselines",
-    "FactoredPolicy": "iar_jax.baselines",
-    "ARPolicy": "iar_jax.baselines",
-    "ConditionalFlow": "iar_jax.flows",
-    "ConditionalPosterior": "iar_jax.flows",
-    "elbo_cubo": "iar_jax.flows",
-    "soft_threshold": "iar_jax.soft_threshold",
-    "soft_threshold_inverse": "iar_jax.soft_threshold",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, {
+    "iar_jax.algo": ["IARConfig", "IARA2CConfig", "build", "make_policy", "preset", "PRESETS", "POLICIES"],
+    "iar_jax.policy": ["IARPolicy"],
+    "iar_jax.baselines": ["MaskPolicy", "FactoredPolicy", "ARPolicy"],
+    "iar_jax.flows": ["ConditionalFlow", "ConditionalPosterior", "elbo_cubo"],
+    "iar_jax.soft_threshold": ["soft_threshold", "soft_threshold_inverse"],
+})

@@ -9,17 +9,12 @@ original's (Adam 1e-5, 80,000 updates, 32 channels; ``Config``'s own defaults).
 from __future__ import annotations
 
 from mu_jax.trainer import Config, make_trainer
-from ppo_jax.registry import Algorithm, class_defaults, register, replace_configs
+from ppo_jax.registry import Algorithm, class_defaults, register, replace_configs, trainer_build
 
 DEFAULT = dict(learning_rate=1e-4, total_steps=2_000, channels=8)
 
 
-def build(env_id: str, configs: dict, mesh=None):
-    """``configs = {"mu": Config}`` -> ``MUTrainer`` (a ``ppo_jax.trainer.Trainer``)."""
-    from ppo_jax.config import unpack_configs
-
-    (cfg,) = unpack_configs("mu", configs, mu=Config)
-    return make_trainer(cfg, env_id)
+build = trainer_build("mu", Config, make_trainer)  # configs = {"mu": Config} -> its Trainer
 
 
 ALGORITHM = register(Algorithm(

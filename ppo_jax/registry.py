@@ -118,6 +118,19 @@ def class_defaults(configs: Mapping[str, type]) -> Preset:
     return preset
 
 
+def trainer_build(name: str, cls: type, make_trainer: Callable[[Any, str], Any]) -> Callable[..., Any]:
+    """``build`` for an algorithm with one config and its own trainer (DRA, MU): checks that
+    ``configs[name]`` is a ``cls`` and returns ``make_trainer(configs[name], env_id)``."""
+
+    def build(env_id: str, configs: Configs, mesh=None):
+        from ppo_jax.config import unpack_configs
+
+        (cfg,) = unpack_configs(name, configs, **{name: cls})
+        return make_trainer(cfg, env_id)
+
+    return build
+
+
 def replace_configs(base: Configs, overrides: Overrides) -> Configs:
     """``base`` with ``overrides`` applied by ``dataclasses.replace`` (validation runs again)."""
     return {name: dataclasses.replace(cfg, **dict(overrides.get(name, {}))) for name, cfg in base.items()}

@@ -56,13 +56,17 @@ def test_run_directory_has_config_metrics_curve_and_checkpoints(tmp_path, capsys
 
 def test_resume_after_sigkill_ends_with_the_same_parameters(tmp_path):
     args = [*SMALL, "--total-timesteps", str(64 * 240), "--log-every", "10", "--checkpoint-every", "20", "--seed", "5"]
+    # The three processes run the same programs: JAX's persistent compilation cache compiles
+    # them once (identical HLO -> identical executable; only the test's wall time changes).
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     straight = tmp_path / "straight"
-    assert _run([*args, "--out", str(straight)]).returncode == 0
+    assert _run([*args, "--out", str(straight)], env=env).returncode == 0
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *args, "--out", str(killed)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     ckpt_dir = killed / "checkpoints"
     deadline = time.time() + 300
@@ -77,7 +81,7 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(tmp_path):
     interrupted_at = Checkpoints(ckpt_dir).latest()
     assert interrupted_at is not None and interrupted_at < 240
 
-    resumed = _run(["--resume", str(killed)])
+    resumed = _run(["--resume", str(killed)], env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed {killed} at update {interrupted_at}" in resumed.stderr
 
