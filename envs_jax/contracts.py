@@ -173,7 +173,7 @@ _WHAT = {  # how an error names each protocol ("env 'X' is not <this>")
     ValidMask: "an env with a batched validity oracle",
     Costs: "an env that reports costs",
     FixedStarts: "an env with fixed evaluation starts",
-    CandidateDomain: "an MU domain (a candidate-action domain)",
+    CandidateDomain: "an MU domain",
     Tabular: "a tabular task",
     TabularLayout: "a tabular task with a grid layout",
     TrialSchedule: "a task with a trial schedule",
@@ -207,8 +207,8 @@ def require(env: Any, protocol: type, who: str = "this algorithm") -> Any:
     name = getattr(env, "name", None) or type(env).__name__
     what = _WHAT.get(protocol, f"a {protocol.__name__} env")
     raise ContractError(
-        f"{who} needs {what} (envs_jax.contracts.{protocol.__name__}); env {name!r} is not "
-        f"{what.split(' (')[0]}: it lacks {', '.join(missing) or 'nothing visible (check the members)'}"
+        f"{who} needs {what} (envs_jax.contracts.{protocol.__name__}); env {name!r} is not {what}: "
+        f"it lacks {', '.join(missing) or 'nothing visible (check the members)'}"
     )
 
 

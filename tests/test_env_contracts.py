@@ -30,11 +30,11 @@ PROTOCOLS = (
     C.Tabular, C.TabularLayout, C.TrialSchedule, C.FixedHorizon, C.KnownMemories,
 )
 NUM_ENVS, NUM_STEPS = 2, 3  # few: compile time dominates
-# Compile time dominates (~1 s per env and wrapper stack on an idle core, several times that on
-# a loaded one), so CI steps one env per family; -m slow steps every id. Keys are typed
-# (``jax.random.key``, as GymnaxToGymWrapper uses) with the ``unsafe_rbg`` implementation,
-# which compiles about twice as fast as threefry; the envs take either.
-CI_STEP_IDS = {"Probe-cost", "PASPO-synth-7", "ERA-partial", "DRA-huys", "MU-peaks2d"}
+# Compile time dominates, so CI steps one env per family (together they claim every protocol
+# but MU's, which the first test checks without stepping); -m slow steps every id. Keys are
+# typed (``jax.random.key``, as GymnaxToGymWrapper uses) with the ``unsafe_rbg`` implementation,
+# whose programs compile faster than threefry's; the envs take either.
+CI_STEP_IDS = {"Probe-cost", "PASPO-synth-7", "ERA-partial", "DRA-huys"}  # every protocol but MU's
 CI_GYM_IDS = {"DRA-maze", "Safe-bandit-box"}
 
 
@@ -88,6 +88,13 @@ def test_name_round_trips_and_contracts_match_the_table(env_id):
     # gymnax wrappers forward attributes, so a wrapped env keeps its contracts.
     wrapped = LegacyStepAPIWrapper(LogWrapper(FlattenObservationWrapper(env)))
     assert {p for p in PROTOCOLS if isinstance(wrapped, p)} == offered
+    if isinstance(env, C.CandidateDomain):  # action_spec describes the action space
+        kind, shape = env.action_spec
+        act_space = env.action_space(params)
+        if kind == "discrete":
+            assert isinstance(act_space, MultiDiscrete) and act_space.nvec.tolist() == [shape[1]] * shape[0]
+        else:
+            assert isinstance(act_space, spaces.Box) and act_space.shape == shape
     # Every space exists and converts to Gymnasium (gymnax has no MultiDiscrete conversion).
     to_gym(env.observation_space(params))
     env.state_space(params)
@@ -177,12 +184,6 @@ def test_gymnax_wrappers_step_every_env_under_jit_and_vmap(env_id):
     if isinstance(env, C.Tabular):
         rows = np.asarray(seen["row"])
         assert ((rows >= 0) & (rows < env.num_tabular_states(params))).all()
-    if isinstance(env, C.CandidateDomain):
-        kind, shape = env.action_spec
-        if kind == "discrete":
-            assert isinstance(act_space, MultiDiscrete) and act_space.nvec.tolist() == [shape[1]] * shape[0]
-        else:
-            assert isinstance(act_space, spaces.Box) and act_space.shape == shape
 
 
 @pytest.mark.parametrize("env_id", _ids(CI_GYM_IDS))
