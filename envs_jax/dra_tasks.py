@@ -165,7 +165,7 @@ class DRAMaze(environment.Environment[MazeState, MazeParams]):
     def state_space(self, params: MazeParams) -> spaces.Dict:
         return spaces.Dict(
             {
-                "pos": spaces.Box(jnp.zeros(2, jnp.int32), jnp.array([MAZE_HEIGHT - 1, MAZE_WIDTH - 1]), (2,), jnp.int32),
+                "pos": self.observation_space(params),
                 "time": spaces.Discrete(params.max_steps_in_episode),
             }
         )

@@ -203,10 +203,11 @@ class PaspoCapacity(AllocationEnv):
 
     def state_space(self, params=None) -> spaces.Dict:
         params = self.default_params if params is None else params
+        full = lambda x: jnp.full(NUM_SITES, x, jnp.float32)  # noqa: E731
         return spaces.Dict(
             {
-                "c": spaces.Box(jnp.full(NUM_SITES, params.c_min), jnp.ones(NUM_SITES), (NUM_SITES,), jnp.float32),
-                "p": spaces.Box(jnp.full(NUM_SITES, params.p_low), jnp.full(NUM_SITES, params.p_high), (NUM_SITES,), jnp.float32),
+                "c": spaces.Box(full(params.c_min), jnp.ones(NUM_SITES), (NUM_SITES,), jnp.float32),
+                "p": spaces.Box(full(params.p_low), full(params.p_high), (NUM_SITES,), jnp.float32),
                 "time": spaces.Discrete(params.max_steps_in_episode),
             }
         )

@@ -237,7 +237,9 @@ class PaspoCompute(AllocationEnv):
         params = self.default_params if params is None else params
         return spaces.Dict(
             {
-                "queue": spaces.Box(jnp.zeros(NUM_SERVERS), jnp.full(NUM_SERVERS, jnp.inf), (NUM_SERVERS,), jnp.float32),
+                "queue": spaces.Box(
+                    jnp.zeros(NUM_SERVERS), jnp.full(NUM_SERVERS, jnp.inf), (NUM_SERVERS,), jnp.float32
+                ),
                 "user": spaces.Discrete(NUM_USERS),
                 "bits": spaces.Box(jnp.min(params.bits_low), jnp.max(params.bits_high), (), jnp.float32),
                 "cycles": spaces.Box(jnp.min(params.cycles_low), jnp.max(params.cycles_high), (), jnp.float32),

@@ -196,7 +196,9 @@ class PaspoPortfolio(AllocationEnv):
             {
                 "z": spaces.Discrete(NUM_REGIMES),
                 "w": spaces.Box(jnp.zeros(NUM_ASSETS), jnp.ones(NUM_ASSETS), (NUM_ASSETS,), jnp.float32),
-                "last_r": spaces.Box(jnp.full(NUM_STOCKS, -jnp.inf), jnp.full(NUM_STOCKS, jnp.inf), (NUM_STOCKS,), jnp.float32),
+                "last_r": spaces.Box(
+                    jnp.full(NUM_STOCKS, -jnp.inf), jnp.full(NUM_STOCKS, jnp.inf), (NUM_STOCKS,), jnp.float32
+                ),
                 "time": spaces.Discrete(params.max_steps_in_episode),
             }
         )
