@@ -35,6 +35,7 @@ import numpy as np
 from flax import struct
 
 from dra_jax import memory, objectives
+from envs_jax.contracts import FixedHorizon, KnownMemories, Tabular, TabularLayout, TrialSchedule, require
 
 
 # --------------------------------------------------------------------------------------
@@ -62,24 +63,17 @@ def tabular_task(env, env_params, known_memories: bool = False) -> TabularTask:
 
     ``horizon``: ``env.dra_horizon(params)`` if defined, else ``params.max_steps_in_episode``
     (0 if neither). ``known_memories=True`` reads ``env.known_memories(params)``."""
-    for attr in ("num_tabular_states", "tabular_index"):
-        if not hasattr(env, attr):
-            raise ValueError(
-                f"environment {getattr(env, 'name', env)!r} has no {attr!r}: the tabular DRA "
-                "agent needs num_tabular_states(params) and tabular_index(obs, params)"
-            )
+    require(env, Tabular, who="the tabular DRA agent")
     n = int(env.num_tabular_states(env_params))
-    grid = tuple(env.tabular_grid_shape(env_params)) if hasattr(env, "tabular_grid_shape") else (n,)
-    pft = getattr(env, "params_for_trial", None) or (lambda p, t: p)
-    if hasattr(env, "dra_horizon"):
+    grid = tuple(env.tabular_grid_shape(env_params)) if isinstance(env, TabularLayout) else (n,)
+    pft = env.params_for_trial if isinstance(env, TrialSchedule) else (lambda p, t: p)
+    if isinstance(env, FixedHorizon):
         horizon = float(env.dra_horizon(env_params))
     else:
         horizon = float(getattr(env_params, "max_steps_in_episode", 0))
     A = int(env.num_actions)
     if known_memories:
-        if not hasattr(env, "known_memories"):
-            raise ValueError(f"environment {getattr(env, 'name', env)!r} has no known_memories(params); "
-                             "known_memories=True is for tasks that define them (DRA-huys)")
+        require(env, KnownMemories, who="known_memories=True (DRA-huys)")
         mask, kq, ks = (np.asarray(x) for x in env.known_memories(env_params))
     else:
         mask, kq, ks = np.zeros((n, A), bool), np.zeros((n, A), np.float32), np.ones((n, A), np.float32)

@@ -51,6 +51,7 @@ from flax import struct
 
 from dra_jax import agent as agent_lib
 from dra_jax import objectives
+from envs_jax.contracts import TrialSwitchParams
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class DRATrainer:
         self.steps_per_update = 1  # one trial per update: the x-axis counts trials
         if config.snapshot_trial >= 0:
             self.snapshot_trial = int(config.snapshot_trial)
-        elif hasattr(env_params, "switch_trial"):
+        elif isinstance(env_params, TrialSwitchParams):
             self.snapshot_trial = int(env_params.switch_trial) - 1
         else:
             self.snapshot_trial = max(self.num_updates // 2 - 1, 0)

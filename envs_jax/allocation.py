@@ -5,18 +5,21 @@ action ``a`` lies on the simplex ``sum(a) = 1, 0 <= a_i <= 1`` and, in addition,
 polytope ``A a <= b`` (the paper's constrained action set). The simplex is *not* among the rows of ``A``.
 
 Every allocation env here subclasses :class:`AllocationEnv` and so exposes, besides the gymnax
-API:
+API (the contracts ``LinearConstraints``, ``ValidityOracle`` and ``Costs`` of
+``envs_jax.contracts``):
 
 - ``env.num_entities``: ``n``, a Python int.
 - ``env.constraints(state, params) -> (A, b)`` with shapes ``(m, n)`` and ``(m,)``, float32.
   Pure and jittable. Static envs return ``params.A, params.b`` (arrays in the params, so they
   can be vmapped); an env with state-dependent constraints overrides it.
+- ``env.exact_constraints``: the float64 ``(A, b)`` the params' float32 rows were rounded
+  from (``None`` when the constraints depend on the state).
 - ``env.is_valid(state, action, params, tol=1e-6) -> bool``: ``A a <= b + tol`` and ``a`` on
   the simplex (entries in ``[-tol, 1 + tol]``, ``|sum(a) - 1| <= tol``).
 - ``info["violation"]``: ``sum(max(A a - b, 0))`` for the executed action (float32), measured
   with the constraints of the state the action was taken in.
 - ``info["cost"]``: the same summed violation, as the engine's cost channel (per-step cost
-  for cost critics and safe-RL methods; ``ppo_jax.engine.COST_KEY``).
+  for cost critics and safe-RL methods; ``ppo_jax.engine.COST_KEY``); ``env.num_costs = 1``.
 - ``info["max_violation"]``: ``max(max(A a - b, 0))``, the worst single row. Float32 round-off
   at a point on the boundary is ~1e-7 per row, but the sum runs over every near-active row
   (up to ~2e-6 at a vertex of ``synth7``), so a 1e-6 threshold is safer on this one.
@@ -134,7 +137,8 @@ def is_valid_action(A: jax.Array, b: jax.Array, a: jax.Array, tol: float = DEFAU
 class AllocationEnv(environment.Environment):
     """gymnax ``Environment`` with an allocation action on the simplex and linear constraints.
 
-    Subclasses set ``self.num_entities`` and implement ``reset_env``, ``get_obs``,
+    Subclasses build their own default params in ``__init__``, set ``self.num_entities`` (and
+    ``self.exact_constraints`` for static rows), and implement ``reset_env``, ``get_obs``,
     ``is_terminated``, ``observation_space``, ``default_params`` and
     ``_transition(key, state, a, params) -> (obs, state, reward, terminated, info)``, which
     receives the already executed action ``a = to_simplex(action)``. ``step_env`` adds the
@@ -142,7 +146,8 @@ class AllocationEnv(environment.Environment):
     """
 
     num_entities: int
-    # Float64 rows that ``params.A, params.b`` were rounded from (set by the make functions).
+    num_costs = 1  # info["cost"] is one scalar, the summed violation (envs_jax.contracts.Costs)
+    # Float64 rows that ``params.A, params.b`` were rounded from (set by each env's __init__).
     # Polytope tools (``paspo_jax.policy.static_polytope``) use them when they still round to
     # the params' rows: rounding a degenerate polytope such as synth7 (611 rows through few
     # vertices) to float32 splits each vertex into many, which defeats vertex enumeration.

@@ -30,6 +30,11 @@ Tasks:
   Unrolled by moves left: the tabular state is (moves left, state), 6 x depth rows.
 * ``make_mountaincar``: gymnax ``MountainCar-v0`` whose observation is the original's
   discretisation ``round((obs - low) * [10, 100])``: a 19 x 15 (position, velocity) grid.
+
+Contracts (``envs_jax.contracts``): ``Tabular``, ``TabularLayout``, ``TrialSchedule``,
+``FixedHorizon``; Huys also ``KnownMemories``. Observation spaces are int32 ``Box``es with
+array ``low`` and ``high``: gymnax 1.0.1's gym conversion fails on a scalar ``low`` next to an
+array ``high`` (it reads ``low.size`` when ``high`` is an array).
 """
 
 from __future__ import annotations
@@ -155,12 +160,12 @@ class DRAMaze(environment.Environment[MazeState, MazeParams]):
         return spaces.Discrete(4)
 
     def observation_space(self, params: MazeParams) -> spaces.Box:
-        return spaces.Box(0, jnp.array([MAZE_HEIGHT - 1, MAZE_WIDTH - 1]), (2,), jnp.int32)
+        return spaces.Box(jnp.zeros(2, jnp.int32), jnp.array([MAZE_HEIGHT - 1, MAZE_WIDTH - 1]), (2,), jnp.int32)
 
     def state_space(self, params: MazeParams) -> spaces.Dict:
         return spaces.Dict(
             {
-                "pos": spaces.Box(0, jnp.array([MAZE_HEIGHT - 1, MAZE_WIDTH - 1]), (2,), jnp.int32),
+                "pos": self.observation_space(params),
                 "time": spaces.Discrete(params.max_steps_in_episode),
             }
         )
@@ -265,7 +270,7 @@ class HuysPlanning(environment.Environment[HuysState, HuysParams]):
         return spaces.Discrete(2)
 
     def observation_space(self, params: HuysParams) -> spaces.Box:
-        return spaces.Box(0, jnp.array([HUYS_NUM_NODES - 1, self.depth]), (2,), jnp.int32)
+        return spaces.Box(jnp.zeros(2, jnp.int32), jnp.array([HUYS_NUM_NODES - 1, self.depth]), (2,), jnp.int32)
 
     def state_space(self, params: HuysParams) -> spaces.Dict:
         return spaces.Dict(
@@ -336,7 +341,7 @@ class DiscretisedMountainCar(MountainCar):
         return "DRA-mountaincar"
 
     def observation_space(self, params) -> spaces.Box:
-        return spaces.Box(0, jnp.array([MC_GRID[0] - 1, MC_GRID[1] - 1]), (2,), jnp.int32)
+        return spaces.Box(jnp.zeros(2, jnp.int32), jnp.array([MC_GRID[0] - 1, MC_GRID[1] - 1]), (2,), jnp.int32)
 
     def num_tabular_states(self, params=None) -> int:
         return MC_GRID[0] * MC_GRID[1]

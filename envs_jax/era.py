@@ -59,13 +59,10 @@ Observation (float32, shape ``(K * (L + 2 + K),)``): the original's per-node tab
 
 ``Era.obs_table(obs)`` reshapes it back to ``(..., K, L + 2 + K)``.
 
-Action: int array of shape ``(L,)``, ``a[l]`` = node of resource ``l``. gymnax 1.0.1 has no
-multi-discrete space: its ``Box`` samples ints by truncating a uniform float (never reaching
-``high``) and Box-dispatching code (the default MLP policy) would read it as continuous, and
-a ``Tuple`` of ``Discrete`` yields tuples, not arrays. So ``action_space`` is
-:class:`MultiDiscrete`, a gymnax ``Space`` with ``nvec``, ``shape``, ``dtype``, ``low``,
-``high``, uniform ``sample`` and ``contains``. ``num_actions`` = ``K ** L`` (joint actions;
-``all_actions`` lists them, resource 0 the most significant digit).
+Action: int array of shape ``(L,)``, ``a[l]`` = node of resource ``l``; ``action_space`` is
+:class:`envs_jax.spaces.MultiDiscrete` (why not a gymnax ``Box``: see that module).
+``num_actions`` = ``K ** L`` (joint actions; ``all_actions`` lists them, resource 0 the most
+significant digit).
 
 Data note: ``seqssg_v5.json`` row 1 has ``def_plt = +1.12`` (every other row has
 ``def_plt = -def_rew``), so an unprotected attack on node 1 of ERA-v5 pays the defender
@@ -76,7 +73,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -85,39 +81,13 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from envs_jax.graphs import bfs_path_costs, check_graph, hop_distances, min_path_costs
+from envs_jax.spaces import MultiDiscrete
 
 ERA_VERSIONS = tuple(range(1, 11))  # data files shipped; the paper uses v1..v5
 REQ_HOP = 3  # original: every moved resource may travel up to 3 hops
 ATK_EPS = 0.05  # original: probability of a uniform (non-quantal-response) attack
 PROTECT_PROB_INVALID = 0.5  # original: protection chance after an invalid action when (b) fails
 EPISODE_STEPS = 100  # original: gym TimeLimit of 100 steps
-
-
-class MultiDiscrete(spaces.Space):
-    """``L`` integer entries, entry ``l`` in ``[0, nvec[l])``; samples an int array ``(L,)``.
-
-    A gymnax ``Space`` (gymnax 1.0.1 has none for this); ``low``/``high`` are inclusive bounds
-    like ``Box``'s, so code reading bounds works, but it is not a ``Box``.
-    """
-
-    def __init__(self, nvec, dtype: Any = jnp.int32):
-        self.nvec = np.asarray(nvec, dtype=np.int64)
-        if self.nvec.ndim != 1 or (self.nvec < 1).any():
-            raise ValueError(f"nvec must be a 1-d array of positive ints, got {nvec!r}")
-        self.shape = (int(self.nvec.size),)
-        self.dtype = dtype
-        self.low = 0
-        self.high = jnp.asarray(self.nvec - 1, dtype=dtype)
-
-    def __repr__(self) -> str:
-        return f"MultiDiscrete(nvec={self.nvec.tolist()}, dtype={np.dtype(self.dtype).name})"
-
-    def sample(self, key: jax.Array) -> jax.Array:
-        return jax.random.randint(key, self.shape, 0, jnp.asarray(self.nvec), dtype=self.dtype)
-
-    def contains(self, x: jax.Array) -> jax.Array:
-        x = jnp.asarray(x)
-        return jnp.all((x >= 0) & (x < jnp.asarray(self.nvec)))
 
 
 def _obs_table(pos: jax.Array, attacked: jax.Array, adj: jax.Array, num_tgt: int) -> jax.Array:
@@ -164,8 +134,12 @@ class Era(environment.Environment[EraState, EraParams]):
 
     Static structure lives on the instance: ``num_tgt`` (K), ``num_rsc`` (L),
     ``def_constraints`` ((C, 2) resource pairs), ``constrained``, ``has_cost``,
-    ``plan_draw``. Numbers live in :class:`EraParams` (vmappable).
+    ``plan_draw``. Numbers live in :class:`EraParams` (vmappable). Contracts
+    (``envs_jax.contracts``): ``ValidMask``, ``Costs`` (one cost: 1 for an invalid action),
+    ``FixedStarts``.
     """
+
+    num_costs = 1
 
     def __init__(
         self,
@@ -210,6 +184,17 @@ class Era(environment.Environment[EraState, EraParams]):
     def observation_space(self, params: EraParams | None = None) -> spaces.Box:
         n = self.num_tgt * (self.num_rsc + 2 + self.num_tgt)
         return spaces.Box(0.0, float(self.num_rsc), (n,), jnp.float32)
+
+    def state_space(self, params: EraParams | None = None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "pos": MultiDiscrete([self.num_tgt] * self.num_rsc),
+                "attacked": spaces.Discrete(self.num_tgt + 1),  # K = none (after reset)
+                "plan": spaces.Discrete(int(params.plan_probs.shape[0])),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
+        )
 
     def is_terminated(self, state: EraState, params: EraParams) -> jax.Array:
         return jnp.array(False)
@@ -480,6 +465,7 @@ class EraPartial(environment.Environment[EraPartialState, EraPartialParams]):
 
     num_tgt = PARTIAL_NUM_TGT
     num_rsc = PARTIAL_NUM_RSC
+    num_costs = 1  # info["cost"]: 1 for an invalid action
     def_constraints = np.array([[0, 1]], dtype=np.int32)
     constrained = True
 
@@ -505,6 +491,12 @@ class EraPartial(environment.Environment[EraPartialState, EraPartialParams]):
     def observation_space(self, params: EraPartialParams | None = None) -> spaces.Box:
         n = self.num_tgt * (self.num_rsc + 2 + self.num_tgt)
         return spaces.Box(0.0, float(self.num_rsc), (n,), jnp.float32)
+
+    def state_space(self, params: EraPartialParams | None = None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {"target": spaces.Discrete(self.num_tgt), "time": spaces.Discrete(params.max_steps_in_episode)}
+        )
 
     def is_terminated(self, state: EraPartialState, params: EraPartialParams) -> jax.Array:
         return jnp.array(False)

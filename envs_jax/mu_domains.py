@@ -13,6 +13,8 @@ all jittable and vmappable over states (and over candidate actions):
 * ``optimal_value(state, params) -> max_a Q(s, a)`` (for regret)
 * ``action_spec``: ``("discrete", (n_factors, n_categories))`` or ``("continuous", (dim,))``
 
+(the contract ``envs_jax.contracts.CandidateDomain``).
+
 Location game (``make_location``; orig ``zfahmad/competition``): a ``size x size`` map of cell
 utilities drawn i.i.d. from InverseGamma(3, 1) and normalised to sum to one; the opponent
 holds the ``n_opponent`` = 2 cells of highest utility; the player places ``n_facilities`` = 3
@@ -40,6 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
+
+from envs_jax.spaces import MultiDiscrete
 
 
 # --------------------------------------------------------------------------------------
@@ -198,11 +202,23 @@ class LocationGame(_OneStepDomain):
     def num_actions(self) -> int:
         return (self.size * self.size) ** self.n_facilities
 
-    def action_space(self, params=None):
-        return spaces.Box(0, self.size * self.size - 1, (self.n_facilities,), jnp.int32)
+    def action_space(self, params=None) -> MultiDiscrete:
+        """``n_facilities`` flat cell indices, each in ``[0, size**2)``: a ``MultiDiscrete``
+        (a gymnax int ``Box`` would never sample the last cell; see ``envs_jax.spaces``)."""
+        return MultiDiscrete([self.size * self.size] * self.n_facilities)
 
     def observation_space(self, params=None):
         return spaces.Box(0.0, 1.0, (self.size, self.size, 1), jnp.float32)
+
+    def state_space(self, params=None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "utilities": spaces.Box(0.0, 1.0, (self.size, self.size), jnp.float32),
+                "opponent": MultiDiscrete([self.size * self.size] * self.n_opponent),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
+        )
 
 
 def make_location(size: int = 10, n_facilities: int = 3, n_opponent: int = 2, **param_overrides):
@@ -306,6 +322,16 @@ class Peaks2D(_OneStepDomain):
 
     def observation_space(self, params=None):
         return spaces.Box(0.0, jnp.inf, (self.grid, self.grid, 1), jnp.float32)
+
+    def state_space(self, params=None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "centres": spaces.Box(0.0, 1.0, (self.n_peaks, 2), jnp.float32),
+                "heights": spaces.Box(params.height_low, params.height_high, (self.n_peaks,), jnp.float32),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
+        )
 
 
 def make_peaks2d(n_peaks: int = 16, grid: int = 16, **param_overrides):

@@ -97,10 +97,53 @@ def budget(c: jax.Array, p: jax.Array, params: CapacityParams) -> jax.Array:
 class PaspoCapacity(AllocationEnv):
     """Allocation with state-dependent capacity and budget constraints (module docstring)."""
 
-    def __init__(self):
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        c_min: float = 0.2,
+        recover: float = 0.1,
+        wear: float = 0.5,
+        p_low: float = 0.5,
+        p_high: float = 1.5,
+        reversion: float = 0.2,
+        volatility: float = 0.2,
+        budget_slack: float = 0.5,
+        budget_margin: float = 1e-3,
+        violation_penalty: float = 0.0,
+        max_steps_in_episode: int = 20,
+    ):
+        """``PASPO-capacity-7``; ``seed`` draws the utilities ``u``. It builds its own
+        ``default_params``; ``exact_constraints`` is None (the constraints depend on the state)."""
         super().__init__()
+        if not NUM_SITES * c_min >= 1.0 or not c_min <= 1.0:
+            raise ValueError(
+                f"c_min must lie in [1/{NUM_SITES}, 1] so that every state is feasible, got {c_min}"
+            )
+        if not 0.0 < p_low <= p_high:
+            raise ValueError(f"need 0 < p_low <= p_high, got p_low={p_low}, p_high={p_high}")
+        if not 0.0 <= budget_slack <= 1.0:
+            raise ValueError(f"budget_slack must lie in [0, 1], got {budget_slack}")
+        if budget_margin < 0:
+            raise ValueError(f"budget_margin must be non-negative, got {budget_margin}")
+        if max_steps_in_episode < 1:
+            raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
         self.num_entities = NUM_SITES
-        self._default_params = None
+        u = np.random.default_rng(seed).uniform(0.2, 1.0, size=NUM_SITES)
+        self._params = CapacityParams(
+            u=jnp.asarray(u, jnp.float32),
+            c_min=float(c_min),
+            recover=float(recover),
+            wear=float(wear),
+            p_low=float(p_low),
+            p_high=float(p_high),
+            reversion=float(reversion),
+            volatility=float(volatility),
+            budget_slack=float(budget_slack),
+            budget_margin=float(budget_margin),
+            violation_penalty=float(violation_penalty),
+            max_steps_in_episode=int(max_steps_in_episode),
+        )
 
     @property
     def name(self) -> str:
@@ -108,9 +151,8 @@ class PaspoCapacity(AllocationEnv):
 
     @property
     def default_params(self) -> CapacityParams:
-        if self._default_params is None:
-            raise ValueError("build PaspoCapacity with make_capacity()")
-        return self._default_params
+        """The params this env was built with."""
+        return self._params
 
     def constraints(self, state: CapacityState, params: CapacityParams):
         """``A (8, 7)``, ``b (8,)`` of ``state``: capacity rows ``a_i <= c_i`` and the budget
@@ -159,53 +201,22 @@ class PaspoCapacity(AllocationEnv):
         )
         return spaces.Box(low.astype(jnp.float32), high.astype(jnp.float32), (2 * NUM_SITES + 2,), jnp.float32)
 
-
-def make_capacity(
-    seed: int = 0,
-    *,
-    c_min: float = 0.2,
-    recover: float = 0.1,
-    wear: float = 0.5,
-    p_low: float = 0.5,
-    p_high: float = 1.5,
-    reversion: float = 0.2,
-    volatility: float = 0.2,
-    budget_slack: float = 0.5,
-    budget_margin: float = 1e-3,
-    violation_penalty: float = 0.0,
-    max_steps_in_episode: int = 20,
-) -> tuple[PaspoCapacity, CapacityParams]:
-    """Build ``PASPO-capacity-7``: ``(env, params)``; ``seed`` draws the utilities ``u``."""
-    if not NUM_SITES * c_min >= 1.0 or not c_min <= 1.0:
-        raise ValueError(
-            f"c_min must lie in [1/{NUM_SITES}, 1] so that every state is feasible, got {c_min}"
+    def state_space(self, params=None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        full = lambda x: jnp.full(NUM_SITES, x, jnp.float32)  # noqa: E731
+        return spaces.Dict(
+            {
+                "c": spaces.Box(full(params.c_min), jnp.ones(NUM_SITES), (NUM_SITES,), jnp.float32),
+                "p": spaces.Box(full(params.p_low), full(params.p_high), (NUM_SITES,), jnp.float32),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
         )
-    if not 0.0 < p_low <= p_high:
-        raise ValueError(f"need 0 < p_low <= p_high, got p_low={p_low}, p_high={p_high}")
-    if not 0.0 <= budget_slack <= 1.0:
-        raise ValueError(f"budget_slack must lie in [0, 1], got {budget_slack}")
-    if budget_margin < 0:
-        raise ValueError(f"budget_margin must be non-negative, got {budget_margin}")
-    if max_steps_in_episode < 1:
-        raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
-    u = np.random.default_rng(seed).uniform(0.2, 1.0, size=NUM_SITES)
-    params = CapacityParams(
-        u=jnp.asarray(u, jnp.float32),
-        c_min=float(c_min),
-        recover=float(recover),
-        wear=float(wear),
-        p_low=float(p_low),
-        p_high=float(p_high),
-        reversion=float(reversion),
-        volatility=float(volatility),
-        budget_slack=float(budget_slack),
-        budget_margin=float(budget_margin),
-        violation_penalty=float(violation_penalty),
-        max_steps_in_episode=int(max_steps_in_episode),
-    )
-    env = PaspoCapacity()
-    env._default_params = params
-    return env, params
+
+
+def make_capacity(seed: int = 0, **kwargs) -> tuple[PaspoCapacity, CapacityParams]:
+    """``(env, env.default_params)`` for ``PASPO-capacity-7``; keywords: :class:`PaspoCapacity`."""
+    env = PaspoCapacity(seed, **kwargs)
+    return env, env.default_params
 
 
 __all__ = ["CapacityParams", "CapacityState", "PaspoCapacity", "budget", "knapsack_cost", "make_capacity"]

@@ -125,10 +125,43 @@ def finish_times(queue, bits, cycles, a, params: ComputeParams):
 class PaspoCompute(AllocationEnv):
     """Compute-workload allocation (see module docstring)."""
 
-    def __init__(self):
+    def __init__(
+        self,
+        *,
+        normalize_rows: bool = True,
+        max_steps_in_episode: int = 100,
+        deadline_factor: float = 3.0,
+        bandwidth: float = 1e9,
+        queue_obs_clip: float = 10.0,
+        violation_penalty: float = 0.0,
+    ):
+        """``PASPO-compute-9`` from the reference data; it builds its own ``default_params``."""
         super().__init__()
+        if max_steps_in_episode < 1:
+            raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
+        if not (deadline_factor > 0 and bandwidth > 0 and queue_obs_clip > 0):
+            raise ValueError("deadline_factor, bandwidth and queue_obs_clip must be positive")
         self.num_entities = NUM_SERVERS
-        self._default_params = None
+        cfg = load_compute_config()
+        A, b = load_polytope("compute9", normalize=normalize_rows)
+        self.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
+        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        self._params = ComputeParams(
+            A=f32(A),
+            b=f32(b),
+            freq=f32(cfg["freq"]),
+            bits_low=f32(cfg["bits_low"]),
+            bits_high=f32(cfg["bits_high"]),
+            cycles_low=f32(cfg["cycles_low"]),
+            cycles_high=f32(cfg["cycles_high"]),
+            rate=f32(cfg["rate"]),
+            interval=cfg["interval"],
+            bandwidth=float(bandwidth),
+            deadline_factor=float(deadline_factor),
+            queue_obs_clip=float(queue_obs_clip),
+            violation_penalty=float(violation_penalty),
+            max_steps_in_episode=int(max_steps_in_episode),
+        )
 
     @property
     def name(self) -> str:
@@ -136,9 +169,8 @@ class PaspoCompute(AllocationEnv):
 
     @property
     def default_params(self) -> ComputeParams:
-        if self._default_params is None:
-            raise ValueError("build PaspoCompute with make_compute()")
-        return self._default_params
+        """The params this env was built with."""
+        return self._params
 
     def _new_task(self, key, params: ComputeParams):
         """Draw the next task: user ~ rate, bits and cycles uniform in the user's limits."""
@@ -201,44 +233,25 @@ class PaspoCompute(AllocationEnv):
         ).astype(jnp.float32)
         return spaces.Box(jnp.zeros_like(high), high, (NUM_SERVERS + NUM_USERS + 3,), jnp.float32)
 
+    def state_space(self, params=None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "queue": spaces.Box(
+                    jnp.zeros(NUM_SERVERS), jnp.full(NUM_SERVERS, jnp.inf), (NUM_SERVERS,), jnp.float32
+                ),
+                "user": spaces.Discrete(NUM_USERS),
+                "bits": spaces.Box(jnp.min(params.bits_low), jnp.max(params.bits_high), (), jnp.float32),
+                "cycles": spaces.Box(jnp.min(params.cycles_low), jnp.max(params.cycles_high), (), jnp.float32),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
+        )
 
-def make_compute(
-    *,
-    normalize_rows: bool = True,
-    max_steps_in_episode: int = 100,
-    deadline_factor: float = 3.0,
-    bandwidth: float = 1e9,
-    queue_obs_clip: float = 10.0,
-    violation_penalty: float = 0.0,
-) -> tuple[PaspoCompute, ComputeParams]:
-    """Build ``PASPO-compute-9``: ``(env, params)`` from the reference data."""
-    if max_steps_in_episode < 1:
-        raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
-    if not (deadline_factor > 0 and bandwidth > 0 and queue_obs_clip > 0):
-        raise ValueError("deadline_factor, bandwidth and queue_obs_clip must be positive")
-    cfg = load_compute_config()
-    A, b = load_polytope("compute9", normalize=normalize_rows)
-    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    params = ComputeParams(
-        A=f32(A),
-        b=f32(b),
-        freq=f32(cfg["freq"]),
-        bits_low=f32(cfg["bits_low"]),
-        bits_high=f32(cfg["bits_high"]),
-        cycles_low=f32(cfg["cycles_low"]),
-        cycles_high=f32(cfg["cycles_high"]),
-        rate=f32(cfg["rate"]),
-        interval=cfg["interval"],
-        bandwidth=float(bandwidth),
-        deadline_factor=float(deadline_factor),
-        queue_obs_clip=float(queue_obs_clip),
-        violation_penalty=float(violation_penalty),
-        max_steps_in_episode=int(max_steps_in_episode),
-    )
-    env = PaspoCompute()
-    env._default_params = params
-    env.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
-    return env, params
+
+def make_compute(**kwargs) -> tuple[PaspoCompute, ComputeParams]:
+    """``(env, env.default_params)`` for ``PASPO-compute-9``; keywords: :class:`PaspoCompute`."""
+    env = PaspoCompute(**kwargs)
+    return env, env.default_params
 
 
 __all__ = ["ComputeParams", "ComputeState", "PaspoCompute", "deadline", "finish_times", "make_compute"]

@@ -117,10 +117,40 @@ def portfolio_step(w, a, r, params: PortfolioParams):
 class PaspoPortfolio(AllocationEnv):
     """Portfolio optimisation on the reference HMM market (see module docstring)."""
 
-    def __init__(self):
+    def __init__(
+        self,
+        *,
+        normalize_rows: bool = True,
+        fee_rate: float = 0.001,
+        cash_return: float = 0.0,
+        max_steps_in_episode: int = 12,
+        violation_penalty: float = 0.0,
+    ):
+        """``PASPO-portfolio-13`` from the reference data; it builds its own ``default_params``."""
         super().__init__()
+        if fee_rate < 0:
+            raise ValueError(f"fee_rate must be non-negative, got {fee_rate}")
+        if max_steps_in_episode < 1:
+            raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
         self.num_entities = NUM_ASSETS
-        self._default_params = None
+        hmm = load_hmm()
+        A, b = load_polytope("portfolio13", normalize=normalize_rows)
+        self.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
+        # Symmetrise before the Cholesky factorisation (the stored matrices are symmetric to ~1e-18).
+        covars = 0.5 * (hmm["covars"] + np.swapaxes(hmm["covars"], 1, 2))
+        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        self._params = PortfolioParams(
+            A=f32(A),
+            b=f32(b),
+            startprob=f32(hmm["startprob"]),
+            transmat=f32(hmm["transmat"]),
+            means=f32(hmm["means"]),
+            chol=f32(np.linalg.cholesky(covars)),
+            fee_rate=float(fee_rate),
+            cash_return=float(cash_return),
+            violation_penalty=float(violation_penalty),
+            max_steps_in_episode=int(max_steps_in_episode),
+        )
 
     @property
     def name(self) -> str:
@@ -128,9 +158,8 @@ class PaspoPortfolio(AllocationEnv):
 
     @property
     def default_params(self) -> PortfolioParams:
-        if self._default_params is None:
-            raise ValueError("build PaspoPortfolio with make_portfolio()")
-        return self._default_params
+        """The params this env was built with."""
+        return self._params
 
     def _transition(self, key, state, a, params):
         r, z_next = hmm_step(key, state.z, params)
@@ -161,41 +190,24 @@ class PaspoPortfolio(AllocationEnv):
         high = jnp.concatenate([jnp.ones(NUM_ASSETS), jnp.full(NUM_STOCKS, jnp.inf), jnp.ones(1)])
         return spaces.Box(low, high, (2 * NUM_STOCKS + 2,), jnp.float32)
 
+    def state_space(self, params=None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "z": spaces.Discrete(NUM_REGIMES),
+                "w": spaces.Box(jnp.zeros(NUM_ASSETS), jnp.ones(NUM_ASSETS), (NUM_ASSETS,), jnp.float32),
+                "last_r": spaces.Box(
+                    jnp.full(NUM_STOCKS, -jnp.inf), jnp.full(NUM_STOCKS, jnp.inf), (NUM_STOCKS,), jnp.float32
+                ),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
+        )
 
-def make_portfolio(
-    *,
-    normalize_rows: bool = True,
-    fee_rate: float = 0.001,
-    cash_return: float = 0.0,
-    max_steps_in_episode: int = 12,
-    violation_penalty: float = 0.0,
-) -> tuple[PaspoPortfolio, PortfolioParams]:
-    """Build ``PASPO-portfolio-13``: ``(env, params)`` from the reference data."""
-    if fee_rate < 0:
-        raise ValueError(f"fee_rate must be non-negative, got {fee_rate}")
-    if max_steps_in_episode < 1:
-        raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
-    hmm = load_hmm()
-    A, b = load_polytope("portfolio13", normalize=normalize_rows)
-    # Symmetrise before the Cholesky factorisation (the stored matrices are symmetric to ~1e-18).
-    covars = 0.5 * (hmm["covars"] + np.swapaxes(hmm["covars"], 1, 2))
-    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    params = PortfolioParams(
-        A=f32(A),
-        b=f32(b),
-        startprob=f32(hmm["startprob"]),
-        transmat=f32(hmm["transmat"]),
-        means=f32(hmm["means"]),
-        chol=f32(np.linalg.cholesky(covars)),
-        fee_rate=float(fee_rate),
-        cash_return=float(cash_return),
-        violation_penalty=float(violation_penalty),
-        max_steps_in_episode=int(max_steps_in_episode),
-    )
-    env = PaspoPortfolio()
-    env._default_params = params
-    env.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
-    return env, params
+
+def make_portfolio(**kwargs) -> tuple[PaspoPortfolio, PortfolioParams]:
+    """``(env, env.default_params)`` for ``PASPO-portfolio-13``; keywords: :class:`PaspoPortfolio`."""
+    env = PaspoPortfolio(**kwargs)
+    return env, env.default_params
 
 
 __all__ = [

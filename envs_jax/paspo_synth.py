@@ -133,12 +133,63 @@ def random_polytope(
 class PaspoSynth(AllocationEnv):
     """Synthetic allocation benchmark (see module docstring)."""
 
-    def __init__(self, num_entities: int = 7, state_input: str = "one_hot"):
+    def __init__(
+        self,
+        n: int = 7,
+        seed: int = 0,
+        *,
+        mlp_seed: int | None = None,
+        polytope: str = "auto",
+        polytope_seed: int | None = None,
+        num_constraints: int | None = None,
+        keep_fraction: float = 0.1,
+        normalize_rows: bool = True,
+        state_input: str = "one_hot",
+        reward_scale: float = 30.0,
+        violation_penalty: float = 0.0,
+        max_steps_in_episode: int = 2,
+    ):
+        """``PASPO-synth-n``; it builds its own default params (``default_params``).
+
+        ``seed`` seeds both the reward MLP and (for random polytopes) the polytope unless
+        ``mlp_seed`` / ``polytope_seed`` are given. ``polytope``: ``"auto"`` (reference ``synth7``
+        for n = 7, random otherwise), ``"reference"`` (n must be 7) or ``"random"``.
+        ``num_constraints`` / ``keep_fraction``: see :func:`random_polytope`.
+        """
         super().__init__()
+        n = int(n)
+        if n < 2:
+            raise ValueError(f"PASPO-synth needs n >= 2 entities, got {n}")
         if state_input not in ("one_hot", "index"):
             raise ValueError(f"state_input must be 'one_hot' or 'index', got {state_input!r}")
-        self.num_entities = int(num_entities)
+        if polytope not in ("auto", "reference", "random"):
+            raise ValueError(f"polytope must be 'auto', 'reference' or 'random', got {polytope!r}")
+        if polytope == "reference" and n != 7:
+            raise ValueError(f"the reference polytope synth7 has 7 entities, got n = {n}")
+        if max_steps_in_episode < 1:
+            raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
+        self.num_entities = n
         self.state_input = state_input
+        if polytope == "reference" or (polytope == "auto" and n == 7):
+            A, b = load_polytope("synth7", normalize=normalize_rows)
+        else:
+            A, b = random_polytope(
+                n,
+                seed=seed if polytope_seed is None else polytope_seed,
+                num_constraints=num_constraints,
+                keep_fraction=keep_fraction,
+            )
+        self.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
+        n_in = (NUM_STATES if state_input == "one_hot" else 1) + n
+        mlp = reward_mlp_params(n_in, seed if mlp_seed is None else mlp_seed)
+        self._params = SynthParams(
+            A=jnp.asarray(A, jnp.float32),
+            b=jnp.asarray(b, jnp.float32),
+            **{k: jnp.asarray(v) for k, v in mlp.items()},
+            reward_scale=float(reward_scale),
+            violation_penalty=float(violation_penalty),
+            max_steps_in_episode=int(max_steps_in_episode),
+        )
 
     @property
     def name(self) -> str:
@@ -146,10 +197,8 @@ class PaspoSynth(AllocationEnv):
 
     @property
     def default_params(self) -> SynthParams:
-        """The params ``make_synth`` built this env with."""
-        if getattr(self, "_default_params", None) is None:
-            raise ValueError("PaspoSynth has no default params: build it with make_synth(n, ...)")
-        return self._default_params
+        """The params this env was built with."""
+        return self._params
 
     def reward_input(self, s: jax.Array, a: jax.Array) -> jax.Array:
         """MLP input ``[onehot(s), a]`` (or ``[s, a]`` with ``state_input='index'``)."""
@@ -187,62 +236,15 @@ class PaspoSynth(AllocationEnv):
     def observation_space(self, params=None) -> spaces.Box:
         return spaces.Box(0.0, 1.0, (NUM_STATES,), jnp.float32)
 
+    def state_space(self, params=None) -> spaces.Dict:
+        params = self.default_params if params is None else params
+        return spaces.Dict({"s": spaces.Discrete(NUM_STATES), "time": spaces.Discrete(params.max_steps_in_episode)})
 
-def make_synth(
-    n: int = 7,
-    seed: int = 0,
-    *,
-    mlp_seed: int | None = None,
-    polytope: str = "auto",
-    polytope_seed: int | None = None,
-    num_constraints: int | None = None,
-    keep_fraction: float = 0.1,
-    normalize_rows: bool = True,
-    state_input: str = "one_hot",
-    reward_scale: float = 30.0,
-    violation_penalty: float = 0.0,
-    max_steps_in_episode: int = 2,
-) -> tuple[PaspoSynth, SynthParams]:
-    """Build ``PASPO-synth-n``: ``(env, params)``.
 
-    ``seed`` seeds both the reward MLP and (for random polytopes) the polytope unless
-    ``mlp_seed`` / ``polytope_seed`` are given. ``polytope``: ``"auto"`` (reference ``synth7``
-    for n = 7, random otherwise), ``"reference"`` (n must be 7) or ``"random"``.
-    ``num_constraints`` / ``keep_fraction``: see :func:`random_polytope`.
-    """
-    n = int(n)
-    if n < 2:
-        raise ValueError(f"PASPO-synth needs n >= 2 entities, got {n}")
-    if polytope not in ("auto", "reference", "random"):
-        raise ValueError(f"polytope must be 'auto', 'reference' or 'random', got {polytope!r}")
-    if polytope == "reference" and n != 7:
-        raise ValueError(f"the reference polytope synth7 has 7 entities, got n = {n}")
-    if max_steps_in_episode < 1:
-        raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
-    use_reference = polytope == "reference" or (polytope == "auto" and n == 7)
-    if use_reference:
-        A, b = load_polytope("synth7", normalize=normalize_rows)
-    else:
-        A, b = random_polytope(
-            n,
-            seed=seed if polytope_seed is None else polytope_seed,
-            num_constraints=num_constraints,
-            keep_fraction=keep_fraction,
-        )
-    env = PaspoSynth(n, state_input=state_input)
-    n_in = (NUM_STATES if state_input == "one_hot" else 1) + n
-    mlp = reward_mlp_params(n_in, seed if mlp_seed is None else mlp_seed)
-    params = SynthParams(
-        A=jnp.asarray(A, jnp.float32),
-        b=jnp.asarray(b, jnp.float32),
-        **{k: jnp.asarray(v) for k, v in mlp.items()},
-        reward_scale=float(reward_scale),
-        violation_penalty=float(violation_penalty),
-        max_steps_in_episode=int(max_steps_in_episode),
-    )
-    env._default_params = params
-    env.exact_constraints = (np.asarray(A, np.float64), np.asarray(b, np.float64))
-    return env, params
+def make_synth(n: int = 7, seed: int = 0, **kwargs) -> tuple[PaspoSynth, SynthParams]:
+    """``(env, env.default_params)`` for ``PASPO-synth-n``; keywords: :class:`PaspoSynth`."""
+    env = PaspoSynth(n, seed, **kwargs)
+    return env, env.default_params
 
 
 __all__ = ["PaspoSynth", "SynthParams", "SynthState", "make_synth", "random_polytope", "reward_mlp_params"]

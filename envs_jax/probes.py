@@ -15,6 +15,7 @@ Each isolates one piece of an RL learner; a learner that fails one has a bug the
 
 Fixed evaluation starts: ``reset_to(key, params, i)`` starts with observation +1 for even
 ``i`` and -1 for odd ``i`` (the kinds with a random observation; others as ``reset``).
+Registry ids and ``env.name``: ``Probe-`` + the kind with ``-`` for ``_`` (``Probe-two-step``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Probe(environment.Environment):
         if kind not in KINDS:
             raise ValueError(f"unknown probe kind {kind!r}; choose one of {KINDS}")
         self.kind = kind
+        if kind == "cost":
+            self.num_costs = 2  # envs_jax.contracts.Costs: info["cost"] has shape (2,)
 
     @property
     def default_params(self) -> ProbeParams:
@@ -106,7 +109,8 @@ class Probe(environment.Environment):
 
     @property
     def name(self) -> str:
-        return f"Probe-{self.kind}"
+        """The registry id: ``Probe-two-step`` for kind ``two_step``."""
+        return "Probe-" + self.kind.replace("_", "-")
 
     @property
     def num_actions(self) -> int:
@@ -117,6 +121,16 @@ class Probe(environment.Environment):
 
     def observation_space(self, params=None):
         return spaces.Box(-1.0, 2.0, (1,), jnp.float32)
+
+    def state_space(self, params=None):
+        params = self.default_params if params is None else params
+        return spaces.Dict(
+            {
+                "obs": spaces.Box(-1.0, 2.0, (), jnp.float32),
+                "steps_total": spaces.Box(0, jnp.iinfo(jnp.int32).max, (), jnp.int32),
+                "time": spaces.Discrete(params.max_steps_in_episode),
+            }
+        )
 
 
 def make_probe(kind: str, **param_overrides):

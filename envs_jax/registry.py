@@ -5,7 +5,10 @@ lazily so that importing ``envs_jax`` stays cheap and an environment's data is r
 when it is asked for. Any id we do not own is passed through to ``gymnax.make``
 (``CartPole-v1``, ``Acrobot-v1``, ...), so code written for gymnax keeps working.
 
-Every factory has the signature ``factory(**kwargs) -> (env, env_params)``.
+Every factory has the signature ``factory(**kwargs) -> (env, env_params)``: it builds the env,
+which builds its own default params (gymnax's way), and returns ``(env, env.default_params)``
+(with overrides applied). ``env.name`` is the id, so ``make(env.name)`` rebuilds the env. What
+an env offers algorithms beyond gymnax is declared by the protocols of ``envs_jax.contracts``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "Probe-two-step": ("envs_jax.probes:make_probe", {"kind": "two_step"}),
     "Probe-obs-reward": ("envs_jax.probes:make_probe", {"kind": "obs_reward"}),
     "Probe-action-reward": ("envs_jax.probes:make_probe", {"kind": "action_reward"}),
+    "Probe-nan-reward": ("envs_jax.probes:make_probe", {"kind": "nan_reward"}),
     "Probe-cost": ("envs_jax.probes:make_probe", {"kind": "cost"}),
     "Safe-bandit": ("envs_jax.safe_probes:make_safe_bandit", {}),
     "Safe-bandit-box": ("envs_jax.safe_probes:make_safe_bandit", {"continuous": True}),

@@ -44,6 +44,8 @@ def bandit_optimum(cost_limit: float, params: BanditParams | None = None) -> tup
 
 
 class SafeBandit(environment.Environment):
+    num_costs = 1  # envs_jax.contracts.Costs: info["cost"] is a scalar
+
     def __init__(self, continuous: bool = False):
         self.continuous = continuous
 
@@ -92,6 +94,10 @@ class SafeBandit(environment.Environment):
 
     def observation_space(self, params=None):
         return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+
+    def state_space(self, params=None):
+        params = self.default_params if params is None else params
+        return spaces.Dict({"time": spaces.Discrete(params.max_steps_in_episode)})
 
 
 def make_safe_bandit(continuous: bool = False, **param_overrides):

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
+from envs_jax.contracts import ValidMask, ValidityOracle
+
 
 @dataclasses.dataclass(frozen=True)
 class ActionLayout:
@@ -72,13 +74,13 @@ class ActionLayout:
 def has_constraints(env) -> bool:
     """True when the environment has a validity oracle that can reject actions
     (``is_valid``), unless it declares ``constrained = False`` (ERA-nocstr)."""
-    return hasattr(env, "is_valid") and bool(getattr(env, "constrained", True))
+    return isinstance(env, ValidityOracle) and bool(getattr(env, "constrained", True))
 
 
 def valid_mask(env, layout: ActionLayout, env_state, actions: jax.Array, env_params) -> jax.Array:
     """The oracle on candidate actions (S, L) for one state -> (S,) bool (all True without one)."""
-    if not hasattr(env, "is_valid"):
+    if not isinstance(env, ValidityOracle):
         return jnp.ones(actions.shape[:1], bool)
-    if hasattr(env, "valid_mask") and not layout.scalar:
+    if isinstance(env, ValidMask) and not layout.scalar:
         return env.valid_mask(env_state, actions, env_params)
     return jax.vmap(lambda a: env.is_valid(env_state, layout.to_env(a), env_params))(actions)

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
 from iar_jax.rejection import RejectionPolicy, onehot_prefix
 from ppo_jax.linalg import orthogonal
@@ -58,8 +59,8 @@ class MaskPolicy(Policy):
         self.env, self.env_params = env, env_params
         self.layout = ActionLayout.for_env(env, env_params)
         self.use_mask = masking == "on" or (masking == "auto" and has_constraints(env))
-        if self.use_mask and not hasattr(env, "is_valid"):
-            raise ValueError(f"masking='on' needs an environment with is_valid; {type(env).__name__} has none")
+        if self.use_mask:
+            require(env, ValidityOracle, who="masking='on'")
         self.actions = self.layout.all_actions()  # (A, L)
         self.actor = MLP((hidden, context_dim), self.layout.num_joint, "tanh", out_scale=0.01)
         self.critic = MLP(tuple(critic_hidden), 1, "tanh", out_scale=1.0)

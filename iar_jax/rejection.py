@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
 from ppo_jax.policy import MLP, Act, Evaluation, Policy
 
@@ -195,8 +196,8 @@ class RejectionPolicy(Policy):
             )
         if not isinstance(rejection_subset, int) or rejection_subset < 0:
             raise ValueError(f"rejection_subset must be a non-negative int (0 = all), got {rejection_subset!r}")
-        if rejection == "on" and not hasattr(env, "is_valid"):
-            raise ValueError(f"rejection='on' needs an environment with is_valid; {type(env).__name__} has none")
+        if rejection == "on":
+            require(env, ValidityOracle, who="rejection='on'")
         self.env, self.env_params = env, env_params
         self.layout = ActionLayout.for_env(env, env_params)
         self.use_rejection = rejection == "on" or (rejection == "auto" and has_constraints(env))

@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from envs_jax.contracts import CandidateDomain, require
 from mu_jax import generator as gen
 from mu_jax import objectives as obj
 from mu_jax.search import kr_ucb_search, ucb_search
@@ -74,8 +75,7 @@ class MUTrainer:
             from envs_jax.registry import make
 
             env, env_params = make(env_id)
-        if not hasattr(env, "action_spec"):
-            raise ValueError(f"env {env_id!r} is not an MU domain (it has no action_spec); use MU-location or MU-peaks2d")
+        require(env, CandidateDomain, who="MUTrainer (use MU-location or MU-peaks2d)")
         self.config = config
         self.env_id = env_id
         self.env = env

@@ -154,13 +154,13 @@ def build(env_id: str, configs: dict, mesh=None):
     """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "paspo": PASPOConfig}`` -> ``ppo_jax``
     ``PPO`` (a Trainer). Bad ids / configs / non-allocation envs raise ``ValueError``."""
     import envs_jax
+    from envs_jax.contracts import LinearConstraints, require
     from ppo_jax.config import unpack_configs
     from ppo_jax.engine import make_train
 
     ppo, cfg = unpack_configs("paspo", configs, ppo=PPOConfig, paspo=PASPOConfig)
     env, env_params = envs_jax.make(env_id)
-    if not hasattr(env, "constraints") or not hasattr(env, "num_entities"):
-        raise ValueError(f"--algo paspo needs an allocation env (PASPO-*), got {env_id!r}")
+    require(env, LinearConstraints, who="--algo paspo (PASPO-* envs)")
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
 
 

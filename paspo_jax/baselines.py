@@ -209,8 +209,10 @@ class _AllocationBaseline(Policy):
 
     def __init__(self, env, env_params, out: int, *, encoder_hidden=(32, 32), critic_hidden=(32,),
                  out_scale: float = 0.01, max_log_concentration: float = 10.0):
-        n = getattr(env, "num_entities", None)
-        if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
+        from envs_jax.contracts import LinearConstraints, require
+
+        n = require(env, LinearConstraints, who=type(self).__name__).num_entities
+        if not isinstance(n, int) or n < 2:
             raise ValueError(f"{type(self).__name__} needs an allocation env (num_entities, constraints); "
                              f"got {type(env).__name__}")
         self.env, self.env_params, self.n = env, env_params, n

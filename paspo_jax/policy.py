@@ -253,8 +253,10 @@ class PASPOPolicy(Policy):
         lp_maxiter: int | None = None,
         lp_warm_start: bool = True,
     ):
-        n = getattr(env, "num_entities", None)
-        if not isinstance(n, int) or n < 2 or not hasattr(env, "constraints"):
+        from envs_jax.contracts import LinearConstraints, require
+
+        n = require(env, LinearConstraints, who="PASPOPolicy").num_entities
+        if not isinstance(n, int) or n < 2:
             raise ValueError(
                 f"PASPOPolicy needs an allocation env with num_entities >= 2 and constraints(); got {type(env).__name__}"
             )

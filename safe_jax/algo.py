@@ -138,14 +138,17 @@ def make_rule(cfg: SafeConfig):
 def make_policy(cfg: SafeConfig, env, env_params):
     """DirichletPolicy for allocation envs (``num_entities`` + ``constraints``), a factored
     categorical for MultiDiscrete actions (ERA; ``safe_jax.policy``), else MLPActorCritic."""
-    if hasattr(env, "constraints") and hasattr(env, "num_entities"):
+    from envs_jax.contracts import LinearConstraints
+    from envs_jax.spaces import MultiDiscrete
+
+    if isinstance(env, LinearConstraints):
         from paspo_jax.baselines import DirichletPolicy
 
         return DirichletPolicy(env, env_params, encoder_hidden=cfg.encoder_hidden)
     from ppo_jax.policy import MLPActorCritic
 
     space = env.action_space(env_params)
-    if hasattr(space, "nvec"):
+    if isinstance(space, MultiDiscrete):
         from safe_jax.policy import FactoredCategoricalPolicy
 
         return FactoredCategoricalPolicy(space.nvec, hidden=cfg.hidden)
@@ -157,13 +160,13 @@ def build(env_id: str, configs: dict, mesh=None):
     engine's ``PPO`` trainer with the method's update rule. Envs without ``info["cost"]``
     raise ``ValueError``."""
     import envs_jax
+    from envs_jax.contracts import Costs, require
     from ppo_jax.config import unpack_configs
-    from ppo_jax.engine import env_cost_shape, make_train
+    from ppo_jax.engine import make_train
 
     ppo, cfg = unpack_configs("safe", configs, ppo=PPOConfig, safe=SafeConfig)
     env, env_params = envs_jax.make(env_id)
-    if env_cost_shape(env, env_params) is None:
-        raise ValueError(f"--algo safe needs an env that reports info['cost']; {env_id!r} does not")
+    require(env, Costs, who="--algo safe (an env reporting info['cost'])")
     return make_train(ppo, env, env_params, make_policy(cfg, env, env_params), mesh, update=make_rule(cfg))
 
 

@@ -20,8 +20,9 @@ from scipy import stats
 from scipy.sparse.csgraph import shortest_path
 
 from envs_jax import make
-from envs_jax.era import EraPartialState, EraState, MultiDiscrete, make_era, make_era_partial
+from envs_jax.era import EraPartialState, EraState, make_era, make_era_partial
 from envs_jax.graphs import bfs_path_costs, hop_distances, min_path_costs
+from envs_jax.spaces import MultiDiscrete
 
 DATA = Path(__file__).resolve().parents[1] / "envs_jax" / "data" / "era"
 
