@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import numpy as np
 
-COST_KEY = "cost"  # = ppo_jax.engine.COST_KEY (envs import no algorithm or engine code)
+COST_KEY = "cost"  # info[COST_KEY]: a step's cost (the engine imports it from here)
 
 
 class ContractError(ValueError):

@@ -42,13 +42,13 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ppo_jax.config import PPOConfig
+from envs_jax.contracts import COST_KEY, FixedStarts  # info[COST_KEY]: a step's cost, () or (C,)
 from ppo_jax.losses import explained_variance, gae, ppo_loss
 from ppo_jax.normalize import RunningMeanStd
 from ppo_jax.policy import MLP, Batch, Policy
 from ppo_jax.update import MinibatchUpdate, UpdateRule, UpdateState
 
 ENV_AXIS = "envs"
-COST_KEY = "cost"  # info[COST_KEY]: the step's cost, () or (C,) (one per constraint row)
 
 
 @struct.dataclass
@@ -163,9 +163,9 @@ class PPO:
         self.cost_critic = MLP(tuple(config.cost_critic_hidden), self.cost_shape[0], "tanh", out_scale=1.0) if wants else None
         self.cost_optimizer = make_optimizer(config) if wants else None
         self.fixed_eval_starts = config.eval_fixed_starts == "on" or (
-            config.eval_fixed_starts == "auto" and hasattr(env, "reset_to")
+            config.eval_fixed_starts == "auto" and isinstance(env, FixedStarts)
         )
-        if config.eval_fixed_starts == "on" and not hasattr(env, "reset_to"):
+        if config.eval_fixed_starts == "on" and not isinstance(env, FixedStarts):
             raise ValueError(f"eval_fixed_starts='on' needs env.reset_to(key, params, index); {type(env).__name__} has none")
         if config.eval_max_steps > 0:
             self.eval_max_steps = config.eval_max_steps
