@@ -1,9 +1,9 @@
 """DRA on the 6x9 maze: original settings vs the original's saved values, convergence for
 sigma0 in {1, 3, 4, 5}, the objectives side by side, and equal precision.
 
-    python benchmarks/dra_maze.py            # parts ABCD: 5 seeds x 1e4 trials (default preset)
-    python benchmarks/dra_maze.py --parts P  # the original's convergence protocol (paper preset)
-    python benchmarks/dra_maze.py --quick    # 2 seeds x 600 trials (proves it runs)
+    python -m benchmarks.dra_maze            # parts ABCD: 5 seeds x 1e4 trials (default preset)
+    python -m benchmarks.dra_maze --parts P  # the original's convergence protocol (paper preset)
+    python -m benchmarks.dra_maze --quick    # 2 seeds x 600 trials (proves it runs)
 
 Part P is the comparison with the original's saved values at the original's settings and
 protocol (``convergence_fig1c.py``: ``paper_config("DRA-maze")``, lr_q 0.1, 5000 trials, no
@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import fig_dir, evaluate, md_table, mean_sd, maze_trainer, run_chunked
+from benchmarks.dra_common import fig_dir, evaluate, md_table, mean_sd, maze_trainer, run_chunked
 from dra_jax import objectives, plots
 from dra_jax.trainer import paper_config, preset_config
 from envs_jax import dra_tasks

@@ -1,8 +1,8 @@
 """DRA on MountainCar (gymnax dynamics, 19x15 grid), the original's settings.
 
-    python benchmarks/dra_mountaincar.py          # 2 seeds x 1e4 trials
-    python benchmarks/dra_mountaincar.py --quick  # 2 seeds x 300 trials
-    python benchmarks/dra_mountaincar.py --paper  # Fig. 2D: baselines R, Q, A at the paper preset
+    python -m benchmarks.dra_mountaincar          # 2 seeds x 1e4 trials
+    python -m benchmarks.dra_mountaincar --quick  # 2 seeds x 300 trials
+    python -m benchmarks.dra_mountaincar --paper  # Fig. 2D: baselines R, Q, A at the paper preset
 
 ``--paper``: the original's Fig. 2D (``dynamicResourceAllocator.py`` main): 5000 episodes
 (``paper_config``; beta_t = min(1.5**(t/1000), 10) reaches 1.5**5 = 7.6), one run per
@@ -21,12 +21,7 @@ writes benchmarks/figures/dra_mountaincar_allocation.png (sigma and choice entro
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dataclasses
 
@@ -34,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import fig_dir, evaluate, md_table, mean_sd, run_chunked
+from benchmarks.dra_common import fig_dir, evaluate, md_table, mean_sd, run_chunked
 from dra_jax import plots
 from dra_jax.trainer import default_config, make_trainer, paper_config
 

@@ -1,7 +1,7 @@
 """DRA speed on the maze: trials/s for 1 and 1024 vmapped agents, and a NumPy loop.
 
-    python benchmarks/dra_speed.py           # 1 and 1024 agents, 100 timed trials
-    python benchmarks/dra_speed.py --quick   # 1 and 1024 agents, 20 timed trials
+    python -m benchmarks.dra_speed           # 1 and 1024 agents, 100 timed trials
+    python -m benchmarks.dra_speed --quick   # 1 and 1024 agents, 20 timed trials
 
 A trial = one learning episode + 10 gradient rollouts + one sigma step (original settings).
 All agents start from the same agent trained for 1000 trials (different random keys), so
@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import md_table, maze_trainer
+from benchmarks.dra_common import md_table, maze_trainer
 from dra_jax.trainer import Config
 from envs_jax import dra_tasks
 

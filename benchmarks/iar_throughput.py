@@ -1,9 +1,9 @@
 """Throughput of full IAR training (and MASK) on ERA-v5, with model FLOPs and fraction of peak.
 
-    python benchmarks/iar_throughput.py                    # 64 and 1024 envs, all rows (slow on a CPU)
-    python benchmarks/iar_throughput.py --quick            # 64 envs, 2 timed updates
-    python benchmarks/iar_throughput.py --profile          # MFLOP / env step by part (act, pg, extra)
-    python benchmarks/iar_throughput.py --rows default paper --sizes 64 1024
+    python -m benchmarks.iar_throughput                    # 64 and 1024 envs, all rows (slow on a CPU)
+    python -m benchmarks.iar_throughput --quick            # 64 envs, 2 timed updates
+    python -m benchmarks.iar_throughput --profile          # MFLOP / env step by part (act, pg, extra)
+    python -m benchmarks.iar_throughput --rows default paper --sizes 64 1024
 
 Every row is the engine's compiled A2C update (IAR's original mode: ``IARA2CConfig``, one
 step per env per update) on ERA-v5 (K = 10 nodes, L = 3 resources, 1000 joint actions):
@@ -36,9 +36,6 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax
 import jax.numpy as jnp

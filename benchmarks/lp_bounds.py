@@ -1,7 +1,7 @@
 """Throughput of PASPO's interval LPs: the full chain of 2(n-1) bounds per action.
 
-    python benchmarks/lp_bounds.py            # batch 1, 64, 1024, 4096, 16384; 3 repeats
-    python benchmarks/lp_bounds.py --quick    # batch 1, 1024; 1 repeat
+    python -m benchmarks.lp_bounds            # batch 1, 64, 1024, 4096, 16384; 3 repeats
+    python -m benchmarks.lp_bounds --quick    # batch 1, 1024; 1 repeat
 
 For each reference polytope (synth7 611x7, compute9 5x9, portfolio13 5x13) and batch size
 B, the inputs are B uniform points of the polytope (``Polytope.sample_uniform``, rejection from Dirichlet(1)) and
@@ -31,17 +31,14 @@ import argparse
 import os
 import platform
 import resource
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from paspo_jax import lp  # noqa: E402
-from paspo_jax.polytope import load_reference_polytope  # noqa: E402
+from paspo_jax import lp
+from paspo_jax.polytope import load_reference_polytope
 
 NAMES = ("synth7", "compute9", "portfolio13")
 

@@ -1,7 +1,7 @@
 """Warm starts for PASPO's interval LPs on long chains (``paspo_jax.lp.chain_warm_start``).
 
-    python benchmarks/lp_warm_start.py                   # N = 20 50 100, 64 / 64 / 16 points
-    python benchmarks/lp_warm_start.py --sizes 50 --points 64
+    python -m benchmarks.lp_warm_start                   # N = 20 50 100, 64 / 64 / 16 points
+    python -m benchmarks.lp_warm_start --sizes 50 --points 64
 
 For PASPO-synth-N (random polytope of N rows) and B uniform points of it, all 2 (N-1) interval
 LPs of every point (``jax.vmap`` of ``lp.allocation_bounds(..., rescale=True)``, float32, as
@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import envs_jax  # noqa: E402
-from paspo_jax import lp, polytope  # noqa: E402
+import envs_jax
+from paspo_jax import lp, polytope
 
 
 def measure(n: int, points: int):

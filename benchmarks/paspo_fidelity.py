@@ -1,8 +1,8 @@
 """Fidelity runs of PASPO's comparison (Winkel et al. 2024, Fig. 3-5): PASPO (de-biased and
 not) against the Dirichlet, Lagrangian and projection baselines, the paper's PPO settings.
 
-    python benchmarks/paspo_fidelity.py --env PASPO-synth-7 --seeds 5 --steps 150000
-    python benchmarks/paspo_fidelity.py --quick          # synth-7, 2 seeds, 20k steps
+    python -m benchmarks.paspo_fidelity --env PASPO-synth-7 --seeds 5 --steps 150000
+    python -m benchmarks.paspo_fidelity --quick          # synth-7, 2 seeds, 20k steps
 
 Seeds of one method run side by side in one program (``jax.vmap`` over keys). Prints a table
 (final return = mean over the last 10% of updates, mean +- std over seeds; violation rate =
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from paspo_jax.algo import PASPOConfig, build, default_ppo_config  # noqa: E402
+from paspo_jax.algo import PASPOConfig, build, default_ppo_config
 
 VARIANTS = {
     "PASPO": dict(method="paspo"),

@@ -1,8 +1,8 @@
 """Scaling study of PASPO in the number of entities (the paper's open question): training
 throughput and final return on ``PASPO-synth-N`` for N = 7, 20, 50, 100.
 
-    python benchmarks/paspo_scaling.py                         # N = 7 20 50 100, 2 seeds, 50k steps
-    python benchmarks/paspo_scaling.py --sizes 7 20 --seeds 5 --steps 150000
+    python -m benchmarks.paspo_scaling                         # N = 7 20 50 100, 2 seeds, 50k steps
+    python -m benchmarks.paspo_scaling --sizes 7 20 --seeds 5 --steps 150000
 
 For each N: the interval solver PASPO uses (the static fast path when its facet tables fit
 their budgets, else the batched dual simplex), full-training throughput (rollout + 10 PPO
@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import envs_jax  # noqa: E402
-from benchmarks.paspo_fidelity import run_variant  # noqa: E402
-from benchmarks.paspo_throughput import ours_env_steps_per_s  # noqa: E402
-from envs_jax.paspo_synth import NUM_STATES  # noqa: E402
-from paspo_jax.policy import static_polytope  # noqa: E402
+import envs_jax
+from benchmarks.paspo_fidelity import run_variant
+from benchmarks.paspo_throughput import ours_env_steps_per_s
+from envs_jax.paspo_synth import NUM_STATES
+from paspo_jax.policy import static_polytope
 
 
 def reward_references(env_id: str, num_points: int, seed: int = 0):

@@ -1,8 +1,8 @@
 """Throughput of full PASPO training (rollout + 10 PPO epochs, interval LPs included) on the
 PASPO envs, next to the original's LP cost alone, measured in the same run.
 
-    python benchmarks/paspo_throughput.py            # 1, 64, 1024, 4096 envs; 3 envs
-    python benchmarks/paspo_throughput.py --quick    # 1, 64, 1024 envs, fewer repeats
+    python -m benchmarks.paspo_throughput            # 1, 64, 1024, 4096 envs; 3 envs
+    python -m benchmarks.paspo_throughput --quick    # 1, 64, 1024 envs, fewer repeats
 
 Ours: ``paspo_jax.algo.build`` with the paper's PPO settings (10 epochs, 8 minibatches per
 epoch, lr 1e-3, ...); ``num_envs`` parallel envs, ``num_steps = max(8, 512 // num_envs)``
@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import envs_jax  # noqa: E402
-from paspo_jax.algo import PASPOConfig, build, default_ppo_config  # noqa: E402
+import envs_jax
+from paspo_jax.algo import PASPOConfig, build, default_ppo_config
 
 ENVS = {"PASPO-synth-7": "synth7", "PASPO-compute-9": "compute9", "PASPO-portfolio-13": "portfolio13"}
 

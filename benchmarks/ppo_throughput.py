@@ -1,7 +1,7 @@
 """Env-steps/s of the PPO engine on CartPole-v1 vs stable-baselines3 PPO, in one run.
 
-    python benchmarks/ppo_throughput.py            # full (about 5 minutes on 2 CPU cores)
-    python benchmarks/ppo_throughput.py --quick    # a smoke run
+    python -m benchmarks.ppo_throughput            # full (about 5 minutes on 2 CPU cores)
+    python -m benchmarks.ppo_throughput --quick    # a smoke run
 
 Rows:
 - ours, PureJaxRL's classic config: 4 envs x 128 steps, 4 epochs, 4 minibatches, lr 2.5e-4,
