@@ -55,8 +55,8 @@ def load_average() -> list[float]:
 def header() -> dict:
     """Where and when a run happens: ``date`` (UTC, ISO 8601), ``cpu`` (model), ``cores``
     (``os.cpu_count()``), ``platform``, ``python``, ``jax`` / ``jaxlib`` versions,
-    ``backend`` and ``devices`` (``str`` of each of ``jax.devices()``) and ``load_before``
-    (``load_average()`` now). ``Run.save`` adds ``load_after``. Imports jax (it initialises
+    ``backend``, ``devices`` (``f"{d} ({d.device_kind})"`` for each ``d`` of ``jax.devices()``)
+    and ``load_before`` (``load_average()`` now). ``Run.save`` adds ``load_after``. Imports jax (it initialises
     the backend)."""
     import jax
     import jaxlib
@@ -70,7 +70,7 @@ def header() -> dict:
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
+        "devices": [f"{d} ({d.device_kind})" for d in jax.devices()],
         "load_before": load_average(),
     }
 

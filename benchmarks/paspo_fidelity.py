@@ -20,6 +20,7 @@ import time
 import jax
 import numpy as np
 
+from benchmarks import harness
 from paspo_jax.algo import PASPOConfig, build, default_ppo_config
 
 VARIANTS = {
@@ -48,6 +49,11 @@ def run_variant(env_id, variant, steps, seeds, debias_samples, ent_coef=None, **
     return m, wall
 
 
+COLUMNS = {"method": "method", "final": "final return (mean +- std over seeds)",
+           "violation_rate": "violation rate (whole run)", "violation_rate_last10": "(last 10%)", "wall_s": "wall s"}
+FORMATS = {"violation_rate": ".4f", "violation_rate_last10": ".4f", "wall_s": ".0f"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="PASPO-synth-7")
@@ -62,6 +68,7 @@ def main(argv=None):
     if args.quick:
         args.seeds, args.steps, args.debias_samples = 2, 20_480, 10_000
     ent = "" if args.ent_coef is None else f", ent_coef {args.ent_coef}"
+    run = harness.Run("paspo_fidelity", vars(args), COLUMNS, FORMATS)
     print(f"{args.env}: {args.seeds} seeds x {args.steps} steps, paper PPO settings{ent}")
     rows, curves = [], {}
     for variant in args.variants:
@@ -73,11 +80,10 @@ def main(argv=None):
         rows.append((variant, final.mean(), final.std(), viol.mean(), viol[:, -tail:].mean(), wall))
         print(f"  {variant:20s} final return {final.mean():8.3f} +- {final.std():.3f}   violation rate "
               f"{viol.mean():.4f} (last 10%: {viol[:, -tail:].mean():.4f})   {wall:.0f} s", flush=True)
-    print()
-    print("| method | final return (mean +- std over seeds) | violation rate (whole run) | (last 10%) | wall s |")
-    print("|---|---:|---:|---:|---:|")
     for variant, mu, sd, v, vt, wall in rows:
-        print(f"| {variant} | {mu:.3f} +- {sd:.3f} | {v:.4f} | {vt:.4f} | {wall:.0f} |")
+        run.add(method=variant, final=f"{mu:.3f} +- {sd:.3f}", final_mean=mu, final_sd=sd, violation_rate=v,
+                violation_rate_last10=vt, wall_s=wall)
+    run.finish()
 
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     if args.ent_coef is not None:
