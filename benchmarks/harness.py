@@ -232,8 +232,20 @@ def write_rows(name: str, rows: Sequence[Mapping], *, header: Mapping | None = N
         path = results_dir() / f"{name}-{stamp}.json"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(doc), indent=1) + "\n")
+    path.write_text(_dumps(_jsonable(doc)))
     return path
+
+
+def _dumps(doc: dict) -> str:
+    """JSON with one line per top-level key and one line per row (short, diffable)."""
+    items = []
+    for k, v in doc.items():
+        if k == "rows" and v:
+            body = "[\n" + ",\n".join("  " + json.dumps(r) for r in v) + "\n ]"
+        else:
+            body = json.dumps(v)
+        items.append(f" {json.dumps(k)}: {body}")
+    return "{\n" + ",\n".join(items) + "\n}\n"
 
 
 def read_rows(path: str | Path) -> dict:
