@@ -161,13 +161,13 @@ def _jsonable(x):
 
 
 def format_value(value, spec: str | None = None) -> str:
-    """One table cell: ``format(value, spec)`` when ``spec`` is given; else ints with
-    thousands separators, floats with 3 significant digits (``,`` above 1000), ``None`` as
-    ``-``, strings as they are. A value the spec cannot format (``None``, a string in a
+    """One table cell: ``format(value, spec)`` when ``spec`` is given (``spec.format(value)``
+    when it holds braces, e.g. ``"{:,.0f}x"``); else ints with thousands separators, floats
+    with 3 significant digits (``,`` above 1000), ``None`` as ``-``, strings as they are. A value the spec cannot format (``None``, a string in a
     number column) falls back to the default."""
     if spec is not None and value is not None:
         try:
-            return format(value, spec)
+            return spec.format(value) if "{" in spec else format(value, spec)
         except (TypeError, ValueError):
             pass
     if value is None:

@@ -88,7 +88,7 @@ COLUMNS = {"env": "env", "envs": "envs", "batch": "batch", "steps_per_s": "ours:
            "highs_ms": "original LPs: ms/action (HiGHS, serial)",
            "ceiling": "original ceiling: actions/s (sampling LPs only)", "ratio": "ours / ceiling",
            "violation_rate": "violation rate"}
-FORMATS = {"steps_per_s": ",.0f", "highs_ms": ".1f", "ceiling": ".1f", "ratio": ",.0f", "violation_rate": ".2g"}
+FORMATS = {"steps_per_s": ",.0f", "highs_ms": ".1f", "ceiling": ".1f", "ratio": "{:,.0f}x", "violation_rate": ".2g"}
 
 
 def main(argv=None):

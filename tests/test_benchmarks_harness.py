@@ -86,6 +86,7 @@ def test_json_round_trip_and_report(bench, tmp_path, capsys):
                 "| a | 1,024 | 12,345.7 |\n"
                 "| b | 1 | nan |")
     assert harness.markdown_table(doc["rows"], doc["columns"], doc["formats"]) == expected
+    assert harness.format_value(1234.4, "{:,.0f}x") == "1,234x" and harness.format_value(None, ".1f") == "-"
     assert report.main([str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: Test CPU, 2 cores;") and "before 1.50" in out
