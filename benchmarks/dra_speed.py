@@ -4,7 +4,7 @@
     python -m benchmarks.dra_speed --quick   # 1 and 1024 agents, 20 timed trials
 
 A trial = one learning episode + 10 gradient rollouts + one sigma step (original settings).
-All agents start from the same agent trained for 1000 trials (different random keys), so
+All agents start from the same agent trained for 1000 trials (``--pretrain``; different keys), so
 the timed trials have steady-state episode lengths (~20 steps) instead of the first
 trials' hundreds. Compilation is excluded (the timed program is compiled ahead of time); each
 JAX row is the median of ``--repeats`` calls after a warm-up call (``benchmarks.harness``),
