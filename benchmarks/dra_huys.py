@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import harness
 from benchmarks.dra_common import fig_dir, md_table
 from dra_jax.huys_planning import HuysPlanner
 
@@ -50,6 +51,7 @@ def main():
     if args.equal_curve:
         return equal_curve()
     args.figs = fig_dir(args.quick)
+    run = harness.Run("dra_huys", vars(args))
     budgets = [2, 4] if args.quick else list(range(1, 9))
     n_steps = 150 if args.quick else 1000
     n_rand = 1 if args.quick else 2
@@ -89,7 +91,7 @@ def main():
     print()
     print(md_table(["budget (accesses)", "flexible objective (best restart)", "equal objective", "Δ objective",
                     "Δ objective (restart mean)", "Δ reward", "flexible cost", "equal cost", "equal sigma",
-                    "orig. Δ (poster)"], rows))
+                    "orig. Δ (poster)"], rows, run=run, part="budgets"))
 
     import matplotlib
 

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import harness
 from benchmarks.dra_common import md_table, mean_sd
 from dra_jax.trainer import make_trainer, paper_config
 
@@ -33,6 +34,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--restarts", type=int, default=5)
     args = p.parse_args()
+    run = harness.Run("dra_huys_rl", vars(args))
     cfg = paper_config("DRA-huys")
     n_trials = 2000 if args.quick else cfg.n_trials
     n = 2 if args.quick else args.restarts
@@ -61,7 +63,7 @@ def main():
         last = min(5, ev["cost"].shape[1])
         rows.append([lab, f"mean of last {last} evals", mean_sd(ev["objective_dra"][sl, -last:].mean(1)),
                      mean_sd(ev["reward"][sl, -last:].mean(1)), mean_sd(ev["cost"][sl, -last:].mean(1))])
-    print(md_table(["allocation", "after trial", "objective", "reward", "cost"], rows))
+    print(md_table(["allocation", "after trial", "objective", "reward", "cost"], rows, run=run, part="table"))
     sig = np.asarray(states.agent.sigma)
     print("\nflexible sigma after training (restart means; rows: state 1-6, columns: "
           "(3 moves left: a0, a1), (2 moves left: a0, a1)):")

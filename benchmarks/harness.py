@@ -163,8 +163,9 @@ def _jsonable(x):
 def format_value(value, spec: str | None = None) -> str:
     """One table cell: ``format(value, spec)`` when ``spec`` is given (``spec.format(value)``
     when it holds braces, e.g. ``"{:,.0f}x"``); else ints with thousands separators, floats
-    with 3 significant digits (``,`` above 1000), ``None`` as ``-``, strings as they are. A value the spec cannot format (``None``, a string in a
-    number column) falls back to the default."""
+    with 3 significant digits (``,`` above 1000), ``None`` as ``-``, strings as they are. A
+    value the spec cannot format (``None``, a string in a number column) falls back to the
+    default."""
     if spec is not None and value is not None:
         try:
             return spec.format(value) if "{" in spec else format(value, spec)
@@ -271,10 +272,15 @@ class Run:
     ``table()`` for the console, ``save()`` for the JSON file (load after)."""
 
     def __init__(self, name: str, args: Mapping | None = None, columns=None,
-                 formats: Mapping[str, str] | None = None, notes: str = ""):
+                 formats: Mapping[str, str] | None = None, notes: str = "", header: Mapping | None = None):
         self.name, self.args, self.columns, self.formats, self.notes = name, dict(args or {}), columns, formats, notes
-        self.header = header()
+        self.header = dict(header) if header is not None else _header_now()
         self.rows: list[dict] = []
+
+    def part(self, suffix: str, columns=None, formats: Mapping[str, str] | None = None, notes: str = "") -> "Run":
+        """Another table of the same run (a script printing several): a ``Run`` named
+        ``<name>_<suffix>`` with this run's header (load before) and args, saved on its own."""
+        return Run(f"{self.name}_{suffix}", self.args, columns, formats, notes, header=self.header)
 
     def add(self, row: Mapping | None = None, **values) -> dict:
         """Append a row (a dict and/or keyword values); returns it."""

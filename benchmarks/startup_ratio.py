@@ -58,7 +58,8 @@ def main() -> None:
             wall, log = _timed([sys.executable, "-m", "benchmarks.plain_ppo_cartpole", "--total-timesteps", str(args.total_timesteps)])
             plain.append(wall)
     m_ours, m_plain = statistics.median(ours), statistics.median(plain)
-    run.add(command=f"`python train.py --algo ppo --env CartPole-v1 --total-timesteps {args.total_timesteps} --num-envs 4`",
+    ours_cmd = f"python train.py --algo ppo --env CartPole-v1 --total-timesteps {args.total_timesteps} --num-envs 4"
+    run.add(command=f"`{ours_cmd}`",
             median_s=m_ours, all_s=", ".join(f"{w:.1f}" for w in ours), times_s=ours, breakdowns=breakdowns)
     run.add(command="plain single-file JAX PPO (`python -m benchmarks.plain_ppo_cartpole`)", median_s=m_plain,
             all_s=", ".join(f"{w:.1f}" for w in plain), times_s=plain)
