@@ -95,6 +95,17 @@ def test_json_round_trip_and_report(bench, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == expected + "\n\na note"
 
 
+def test_run_parts_share_the_header(bench, tmp_path):
+    harness = bench[0]
+    h = {"date": "d", "cpu": "c", "cores": 1, "devices": [], "load_before": [2.0, 2.0, 2.0]}
+    sub = harness.Run("demo", args={"quick": True}, header=h).part("A", columns=["x"])
+    sub.add(x=1.25)
+    doc = harness.read_rows(sub.save(tmp_path / "a.json"))
+    assert doc["name"] == "demo_A" and doc["args"] == {"quick": True}
+    assert doc["header"]["load_before"] == [2.0, 2.0, 2.0] and "load_after" in doc["header"]
+    assert harness.render(doc, with_header=False) == "| x |\n|---:|\n| 1.25 |"
+
+
 def test_report_names_a_bad_file(bench, tmp_path):
     harness, report = bench
     bad = tmp_path / "x.json"
