@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import harness
 from dra_jax.trainer import Config, DRATrainer
 from envs_jax import dra_tasks
 
@@ -54,7 +55,16 @@ def evaluate(trainer: DRATrainer, states, n_episodes: int, seed: int = 123):
     return jax.tree.map(np.asarray, ev)
 
 
-def md_table(header: list[str], rows: list[list]) -> str:
+def md_table(header: list[str], rows: list[list], run: harness.Run | None = None, part: str = "") -> str:
+    """A markdown table of ``rows`` (lists under ``header``). With ``run`` the rows are also
+    saved as JSON, ``run.part(part)`` (``benchmarks/results/<run name>_<part>-<time>.json``)."""
+    if run is not None:
+        floats = [h for j, h in enumerate(header) if all(isinstance(r[j], (float, np.floating)) for r in rows)]
+        sub = run.part(part, columns=header, formats={h: ".2f" for h in floats})
+        for r in rows:
+            sub.add({h: (float(x) if isinstance(x, np.floating) else x) for h, x in zip(header, r)})
+        sub.save()
+
     def fmt(x):
         if isinstance(x, (float, np.floating)):
             return f"{x:.2f}"

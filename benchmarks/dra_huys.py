@@ -1,7 +1,7 @@
 """Huys planning task: flexible vs equal memory precision across planning budgets.
 
-    python benchmarks/dra_huys.py            # budgets 1..8 paths (12.5% .. 100%)
-    python benchmarks/dra_huys.py --quick    # budgets 2 and 4 paths, short optimisation
+    python -m benchmarks.dra_huys            # budgets 1..8 paths (12.5% .. 100%)
+    python -m benchmarks.dra_huys --quick    # budgets 2 and 4 paths, short optimisation
 
 Setting of the original (``resourceAllocator.py``): depth 3, lambda 1, sigma_base 100 for
 the memories with 2 or 3 moves left (24 of them), sigma = 1 fixed for the last move's,
@@ -15,18 +15,14 @@ Prints a markdown table; writes benchmarks/figures/dra_huys.png (--quick: a temp
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import fig_dir, md_table
+from benchmarks import harness
+from benchmarks.dra_common import fig_dir, md_table
 from dra_jax.huys_planning import HuysPlanner
 
 # Flexible minus equal objective read off the original's NeurIPS poster
@@ -55,6 +51,7 @@ def main():
     if args.equal_curve:
         return equal_curve()
     args.figs = fig_dir(args.quick)
+    run = harness.Run("dra_huys", vars(args))
     budgets = [2, 4] if args.quick else list(range(1, 9))
     n_steps = 150 if args.quick else 1000
     n_rand = 1 if args.quick else 2
@@ -94,7 +91,7 @@ def main():
     print()
     print(md_table(["budget (accesses)", "flexible objective (best restart)", "equal objective", "Δ objective",
                     "Δ objective (restart mean)", "Δ reward", "flexible cost", "equal cost", "equal sigma",
-                    "orig. Δ (poster)"], rows))
+                    "orig. Δ (poster)"], rows, run=run, part="budgets"))
 
     import matplotlib
 

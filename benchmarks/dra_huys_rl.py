@@ -1,7 +1,7 @@
 """DRA trained on the Huys task at the original's ``train_fig3.py`` settings (paper preset).
 
-    python benchmarks/dra_huys_rl.py           # 5 restarts x 6e4 trials, flexible and equal
-    python benchmarks/dra_huys_rl.py --quick   # 2 restarts x 2000 trials
+    python -m benchmarks.dra_huys_rl           # 5 restarts x 6e4 trials, flexible and equal
+    python -m benchmarks.dra_huys_rl --quick   # 2 restarts x 2000 trials
 
 ``paper_config("DRA-huys")``: beta 10, lambda 1, lr_q = lr_sigma = 0.1, gamma 1, sigma0 =
 sigma_base = 100, sigma in [1, 100], baseline 'R', 10 rollouts per gradient, the last move's
@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import md_table, mean_sd
+from benchmarks import harness
+from benchmarks.dra_common import md_table, mean_sd
 from dra_jax.trainer import make_trainer, paper_config
 
 
@@ -38,6 +34,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--restarts", type=int, default=5)
     args = p.parse_args()
+    run = harness.Run("dra_huys_rl", vars(args))
     cfg = paper_config("DRA-huys")
     n_trials = 2000 if args.quick else cfg.n_trials
     n = 2 if args.quick else args.restarts
@@ -66,7 +63,7 @@ def main():
         last = min(5, ev["cost"].shape[1])
         rows.append([lab, f"mean of last {last} evals", mean_sd(ev["objective_dra"][sl, -last:].mean(1)),
                      mean_sd(ev["reward"][sl, -last:].mean(1)), mean_sd(ev["cost"][sl, -last:].mean(1))])
-    print(md_table(["allocation", "after trial", "objective", "reward", "cost"], rows))
+    print(md_table(["allocation", "after trial", "objective", "reward", "cost"], rows, run=run, part="table"))
     sig = np.asarray(states.agent.sigma)
     print("\nflexible sigma after training (restart means; rows: state 1-6, columns: "
           "(3 moves left: a0, a1), (2 moves left: a0, a1)):")

@@ -1,9 +1,9 @@
 """DRA on the 6x9 maze: original settings vs the original's saved values, convergence for
 sigma0 in {1, 3, 4, 5}, the objectives side by side, and equal precision.
 
-    python benchmarks/dra_maze.py            # parts ABCD: 5 seeds x 1e4 trials (default preset)
-    python benchmarks/dra_maze.py --parts P  # the original's convergence protocol (paper preset)
-    python benchmarks/dra_maze.py --quick    # 2 seeds x 600 trials (proves it runs)
+    python -m benchmarks.dra_maze            # parts ABCD: 5 seeds x 1e4 trials (default preset)
+    python -m benchmarks.dra_maze --parts P  # the original's convergence protocol (paper preset)
+    python -m benchmarks.dra_maze --quick    # 2 seeds x 600 trials (proves it runs)
 
 Part P is the comparison with the original's saved values at the original's settings and
 protocol (``convergence_fig1c.py``: ``paper_config("DRA-maze")``, lr_q 0.1, 5000 trials, no
@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import fig_dir, evaluate, md_table, mean_sd, maze_trainer, run_chunked
+from benchmarks import harness
+from benchmarks.dra_common import fig_dir, evaluate, md_table, mean_sd, maze_trainer, run_chunked
 from dra_jax import objectives, plots
 from dra_jax.trainer import paper_config, preset_config
 from envs_jax import dra_tasks
@@ -77,7 +73,8 @@ def part_original(args, cfg):
                          mean_sd(m["return"][:, pre].mean(1)), mean_sd(m["episode_length"][:, pre].mean(1))])
         results[switch] = (tr, states, m, wall)
     rows.append(["original's saved values", "final", SAVED["objective"], SAVED["cost"], SAVED["reward"], ""])
-    print(md_table(["run", "measured on", "objective", "cost", "reward", "episode length"], rows))
+    print(md_table(["run", "measured on", "objective", "cost", "reward", "episode length"], rows,
+                   run=args.run, part="A"))
     tr, states, m, wall = results[True]
     plots.plot_allocation(
         tr.task, states.snapshot, states.agent, float(cfg.beta), args.figs / "dra_maze_allocation.png",
@@ -105,7 +102,8 @@ def part_convergence(args, cfg):
     rows = []
     for i, s in enumerate(sig0):
         rows.append([f"{s:g}"] + [f"{obj[i, :, j].mean():.2f} / {cost[i, :, j].mean():.2f}" for j in marks])
-    print(md_table(["sigma0"] + [f"objective / cost @ {(j + 1) * bin_}" for j in marks], rows))
+    print(md_table(["sigma0"] + [f"objective / cost @ {(j + 1) * bin_}" for j in marks], rows,
+                   run=args.run, part="B"))
     # Trials to reach within 1 of the final objective (mean over seeds, binned).
     fin = obj.mean(1)[:, -5:].mean(-1)
     reach = [int(x[np.argmax(obj.mean(1)[i] >= fin[i] - 1.0)]) for i in range(len(sig0))]
@@ -174,7 +172,7 @@ def part_objectives(args, cfg):
         ent_cells.append(plots.choice_entropy(q, sig, float(cfg.beta)).mean(0).reshape(6, 9))
     print(md_table(["objective optimised", "reward", "storage cost lam*sum KL", "access cost lam*E sum_t KL(s_t)",
                     "obj. 1 value", "obj. 2 value", "obj. 3 value", "obj. 4 value", "sigma on visited cells (visit-weighted)",
-                    "sigma on unvisited free cells", "episode length"], rows))
+                    "sigma on unvisited free cells", "episode length"], rows, run=args.run, part="C"))
 
     import matplotlib
 
@@ -225,7 +223,7 @@ def part_equal(args, cfg):
             best = (lab, o)
         rows.append([lab, mean_sd(ev["objective_dra"][sl]), mean_sd(ev["cost"][sl]), mean_sd(ev["reward"][sl]),
                      f"{np.asarray(states.agent.sigma[sl]).mean():.2f}"])
-    print(md_table(["allocation", "objective", "cost", "reward", "mean sigma"], rows))
+    print(md_table(["allocation", "objective", "cost", "reward", "mean sigma"], rows, run=args.run, part="D"))
     print(f"\ntuned equal precision: {best[0]} (objective {best[1]:.2f})")
 
 
@@ -264,7 +262,7 @@ def part_paper(args):
         rows.append([f"{s:g}", f"{lr:g}", mean_sd(t("objective_dra")), mean_sd(t("cost")), mean_sd(t("reward")),
                      *([f"{v:.2f}" for v in saved] if saved else ["", "", ""])])
     print(md_table(["sigma0", "lr_q", f"objective (last {last} evals)", "cost", "reward",
-                    "saved objective", "saved cost", "saved reward"], rows))
+                    "saved objective", "saved cost", "saved reward"], rows, run=args.run, part="P"))
     print(f"\n(mean ± sd over {n} seeds of each seed's mean of its last {last} evaluations of 100 fresh "
           f"episodes; saved: mean over the original's 5 runs of the same; wall {wall:.0f}s for "
           f"{n * len(settings)} vmapped agents)")
@@ -289,6 +287,7 @@ def main():
     args.eval_episodes = 100 if args.quick else 1000
     cfg = dataclasses.replace(cfg, n_trials=args.trials)
     args.figs = fig_dir(args.quick)
+    args.run = harness.Run("dra_maze", vars(args))  # one JSON file per table: dra_maze_A-<time>.json, ...
     print(f"# DRA maze benchmark ({'quick' if args.quick else 'full'}; jax {jax.__version__}, "
           f"{jax.devices()[0].platform})")
     t0 = time.time()

@@ -1,8 +1,8 @@
 """DRA on MountainCar (gymnax dynamics, 19x15 grid), the original's settings.
 
-    python benchmarks/dra_mountaincar.py          # 2 seeds x 1e4 trials
-    python benchmarks/dra_mountaincar.py --quick  # 2 seeds x 300 trials
-    python benchmarks/dra_mountaincar.py --paper  # Fig. 2D: baselines R, Q, A at the paper preset
+    python -m benchmarks.dra_mountaincar          # 2 seeds x 1e4 trials
+    python -m benchmarks.dra_mountaincar --quick  # 2 seeds x 300 trials
+    python -m benchmarks.dra_mountaincar --paper  # Fig. 2D: baselines R, Q, A at the paper preset
 
 ``--paper``: the original's Fig. 2D (``dynamicResourceAllocator.py`` main): 5000 episodes
 (``paper_config``; beta_t = min(1.5**(t/1000), 10) reaches 1.5**5 = 7.6), one run per
@@ -21,12 +21,7 @@ writes benchmarks/figures/dra_mountaincar_allocation.png (sigma and choice entro
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dataclasses
 
@@ -34,12 +29,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dra_common import fig_dir, evaluate, md_table, mean_sd, run_chunked
+from benchmarks import harness
+from benchmarks.dra_common import fig_dir, evaluate, md_table, mean_sd, run_chunked
 from dra_jax import plots
 from dra_jax.trainer import default_config, make_trainer, paper_config
 
 
 def fig2d(args):
+    run = harness.Run("dra_mountaincar", vars(args))
     cfg = paper_config("DRA-mountaincar")
     n_trials = 300 if args.quick else cfg.n_trials
     chunk = 100 if args.quick else 500
@@ -66,7 +63,8 @@ def fig2d(args):
                      mean_sd(ev["reward"][sl]), mean_sd(ev["objective_dra"][sl]),
                      mean_sd(learn[sl][:, -500:].mean(1))])
     print(md_table(["baseline", "orig. reward (mean over training)", "final cost", "orig. Fig. 2D objective",
-                    "final eval reward (200 ep.)", "final eval objective", "learning return, last 500"], rows))
+                    "final eval reward (200 ep.)", "final eval objective", "learning return, last 500"], rows,
+                   run=run, part="fig2d"))
     print(f"\n(wall {wall:.0f}s for {3 * n} vmapped agents)")
 
 
@@ -79,6 +77,7 @@ def main():
     if args.paper:
         return fig2d(args)
     args.figs = fig_dir(args.quick)
+    run = harness.Run("dra_mountaincar", vars(args))
     n = 300 if args.quick else 10_000
     chunk = 100 if args.quick else 1000
     seeds = 2
@@ -91,7 +90,7 @@ def main():
     blocks = np.asarray(m["return"]).reshape(seeds, -1, chunk).mean(-1)
     rows = [[f"{(i + 1) * chunk}", mean_sd(blocks[:, i]), mean_sd(m["cost"].reshape(seeds, -1, chunk).mean(-1)[:, i]),
              f"{np.asarray(m['beta']).reshape(seeds, -1, chunk)[0, i].mean():.2f}"] for i in range(blocks.shape[1])]
-    print(md_table(["trials up to", "return (mean of block)", "cost", "beta"], rows))
+    print(md_table(["trials up to", "return (mean of block)", "cost", "beta"], rows, run=run, part="blocks"))
     ev = evaluate(tr, states, 200)
     print(f"\nfinal eval (200 episodes): return {mean_sd(ev['reward'])}, cost {mean_sd(ev['cost'])}, "
           f"objective {mean_sd(ev['objective_dra'])}")

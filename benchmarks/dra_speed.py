@@ -1,12 +1,14 @@
 """DRA speed on the maze: trials/s for 1 and 1024 vmapped agents, and a NumPy loop.
 
-    python benchmarks/dra_speed.py           # 1 and 1024 agents, 100 timed trials
-    python benchmarks/dra_speed.py --quick   # 1 and 1024 agents, 20 timed trials
+    python -m benchmarks.dra_speed           # 1 and 1024 agents, 100 timed trials
+    python -m benchmarks.dra_speed --quick   # 1 and 1024 agents, 20 timed trials
 
 A trial = one learning episode + 10 gradient rollouts + one sigma step (original settings).
-All agents start from the same agent trained for 1000 trials (different random keys), so
+All agents start from the same agent trained for 1000 trials (``--pretrain``; different keys), so
 the timed trials have steady-state episode lengths (~20 steps) instead of the first
-trials' hundreds. Compilation is excluded (the timed program is compiled ahead of time).
+trials' hundreds. Compilation is excluded (the timed program is compiled ahead of time); each
+JAX row is the median of ``--repeats`` calls after a warm-up call (``benchmarks.harness``),
+each call from the same starting states. Rows go to ``benchmarks/results/dra_speed-*.json``.
 The NumPy row is a plain per-step loop of the same algorithm (written here for timing only,
 the way the original code runs), timed from the same trained agent.
 """
@@ -14,19 +16,12 @@ the way the original code runs), timed from the same trained agent.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dra_common import md_table, maze_trainer
+from benchmarks import harness
+from benchmarks.dra_common import maze_trainer
 from dra_jax.trainer import Config
 from envs_jax import dra_tasks
 
@@ -79,42 +74,48 @@ def numpy_trials(q, sigma, n_trials, cfg: Config, seed=0):
     return steps
 
 
+COLUMNS = {"implementation": "implementation", "trials_per_s": "agent-trials/s",
+           "steps_per_s": "env steps/s (approx.)", "ms_per_trial": "ms per trial (wall)"}
+FORMATS = {"trials_per_s": ",.0f", "steps_per_s": ",.0f", "ms_per_trial": ".2f"}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="20 timed trials, one timed call per row")
     p.add_argument("--agents", type=int, nargs="+", default=[1, 1024])
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per JAX row (median; default 3, quick 1)")
+    p.add_argument("--pretrain", type=int, default=1000, help="trials of the common starting agent")
     args = p.parse_args()
     n_timed = 20 if args.quick else 100
+    repeats = args.repeats or (1 if args.quick else 3)
     cfg = Config()
     tr = maze_trainer(cfg, switch=False)
-    print(f"# DRA speed (maze, original settings; jax {jax.__version__}, {jax.devices()[0].platform}, "
-          f"{os.cpu_count()} CPUs visible)\n")
+    run = harness.Run("dra_speed", vars(args), COLUMNS, FORMATS)
+    print(f"# DRA speed (maze, original settings)\n{harness.header_line(run.header)}\n", flush=True)
 
-    # One agent trained for 1000 trials: the common starting point.
-    base, _ = jax.jit(lambda s: tr.run(s, 1000))(tr.init(jax.random.PRNGKey(0)))
+    # One agent trained for --pretrain trials: the common starting point.
+    base, _ = jax.jit(lambda s: tr.run(s, args.pretrain))(tr.init(jax.random.PRNGKey(0)))
     jax.block_until_ready(base)
-    rows = []
     for n in args.agents:
         keys = jax.random.split(jax.random.PRNGKey(1), n)
         states = jax.vmap(lambda k: base.replace(key=k))(keys)
-        run = jax.jit(jax.vmap(lambda s: tr.run(s, n_timed))).lower(states).compile()  # compile only
-        t0 = time.perf_counter()
-        out, m = run(states)
-        jax.block_until_ready(m)
-        dt = time.perf_counter() - t0
+        compiled = jax.jit(jax.vmap(lambda s: tr.run(s, n_timed))).lower(states).compile()  # compile only
+        t = harness.timeit(compiled, states, warmup=1, repeats=repeats)  # every call from the same states
+        dt = t.median_s
+        m = t.result[1]
         steps = float(np.sum(np.asarray(m["episode_length"])) * (cfg.n_rollouts + 1))
-        rows.append([f"JAX, {n} vmapped agent(s)", f"{n * n_timed / dt:,.0f}", f"{steps / dt:,.0f}",
-                     f"{dt / n_timed * 1e3:.2f}"])
+        run.add(implementation=f"JAX, {n} vmapped agent(s)", trials_per_s=n * n_timed / dt, steps_per_s=steps / dt,
+                ms_per_trial=dt / n_timed * 1e3, agents=n, trials=n_timed, times_s=t.times_s)
     q0 = np.asarray(base.agent.q).reshape(6, 9, 4)
     s0 = np.asarray(base.agent.sigma).reshape(6, 9, 4)
     n_np = max(n_timed // 10, 5)
-    t0 = time.perf_counter()
-    steps = numpy_trials(q0, s0, n_np, cfg)
-    dt = time.perf_counter() - t0
-    rows.append(["NumPy per-step loop, 1 agent", f"{n_np / dt:,.0f}", f"{steps / dt:,.0f}", f"{dt / n_np * 1e3:.2f}"])
-    print(md_table(["implementation", "agent-trials/s", "env steps/s (approx.)", "ms per trial (wall)"], rows))
-    print(f"\n({n_timed} timed trials per JAX row, {n_np} for NumPy; env steps/s for JAX counts every "
-          "rollout as long as the mean episode; the machine may be shared)")
+    t = harness.timeit(numpy_trials, q0, s0, n_np, cfg, warmup=0, repeats=1)
+    dt, steps = t.median_s, t.result
+    run.add(implementation="NumPy per-step loop, 1 agent", trials_per_s=n_np / dt, steps_per_s=steps / dt,
+            ms_per_trial=dt / n_np * 1e3, agents=1, trials=n_np, times_s=t.times_s)
+    run.notes = (f"{n_timed} timed trials per JAX row (median of {repeats} calls after a warm-up call), {n_np} for "
+                 "NumPy (one call); env steps/s for JAX counts every rollout as long as the mean episode")
+    run.finish()
 
 
 if __name__ == "__main__":

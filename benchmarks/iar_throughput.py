@@ -1,9 +1,9 @@
 """Throughput of full IAR training (and MASK) on ERA-v5, with model FLOPs and fraction of peak.
 
-    python benchmarks/iar_throughput.py                    # 64 and 1024 envs, all rows (slow on a CPU)
-    python benchmarks/iar_throughput.py --quick            # 64 envs, 2 timed updates
-    python benchmarks/iar_throughput.py --profile          # MFLOP / env step by part (act, pg, extra)
-    python benchmarks/iar_throughput.py --rows default paper --sizes 64 1024
+    python -m benchmarks.iar_throughput                    # 64 and 1024 envs, all rows (slow on a CPU)
+    python -m benchmarks.iar_throughput --quick            # 64 envs, 2 timed updates
+    python -m benchmarks.iar_throughput --profile          # MFLOP / env step by part (act, pg, extra)
+    python -m benchmarks.iar_throughput --rows default paper --sizes 64 1024
 
 Every row is the engine's compiled A2C update (IAR's original mode: ``IARA2CConfig``, one
 step per env per update) on ERA-v5 (K = 10 nodes, L = 3 resources, 1000 joint actions):
@@ -24,26 +24,23 @@ whole batch: under ``vmap`` a round runs when any state needs it). Time: median 
 apart). Peak: (a) nominal, cores x clock x 32 fp32 FLOP/cycle (an assumption printed with
 the table), (b) measured in the same run, a 2048 x 2048 float32 matmul.
 
-The machine may be shared with other jobs when this runs; the script prints the load
-average before and after so a reader can judge.
+The machine may be shared with other jobs when this runs; the header (``benchmarks.harness``)
+gives the load average before and after so a reader can judge. Rows go to
+``benchmarks/results/iar_throughput-*.json`` (``iar_profile-*.json`` for ``--profile``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import harness
 from iar_jax.algo import IARA2CConfig, IARConfig, build, preset
 from ppo_jax.policy import Batch
 
@@ -64,13 +61,7 @@ def cpu_clock_hz() -> float:
 def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     f = jax.jit(lambda x: x @ x)
-    jax.block_until_ready(f(a))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a))
-        times.append(time.perf_counter() - t0)
-    return 2.0 * n**3 / min(times)
+    return 2.0 * n**3 / min(harness.timeit(f, a, warmup=1, repeats=repeats).times_s)
 
 
 def cost_flops(compiled) -> float:
@@ -101,16 +92,16 @@ def bench(name: str, iar_cfg: IARConfig, num_envs: int, repeats: int, env_id: st
         flops_flat = cost_flops(jax.jit(lambda s: flat.run(s, 1)).lower(state).compile())
     else:
         flops_flat = flops
-    state, _ = compiled(state)  # warm-up
-    jax.block_until_ready(state)
-    times, used = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state, metrics = compiled(state)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t0)
-        used.append(float(np.mean(np.asarray(metrics.get("policy/candidates_used", np.nan)))))
-    sec = statistics.median(times)
+    box, used = [state], []
+
+    def update():
+        box[0], metrics = compiled(box[0])
+        used.append(metrics.get("policy/candidates_used", np.nan))
+        return metrics
+
+    t = harness.timeit(update, warmup=1, repeats=repeats)
+    metrics, sec = t.result, t.median_s
+    used = [float(np.mean(np.asarray(u))) for u in used[1:]]  # the timed calls
     return {
         "name": name,
         "envs": num_envs,
@@ -122,6 +113,7 @@ def bench(name: str, iar_cfg: IARConfig, num_envs: int, repeats: int, env_id: st
         "valid_rate": float(np.mean(np.asarray(metrics.get("policy/valid_rate", np.nan)))),
         "candidates_used": float(np.mean(used)),
         "seed_hours": 7e5 / (num_envs / sec) / 3600.0,
+        "times_s": t.times_s,
     }
 
 
@@ -168,6 +160,16 @@ ROWS = {
 }
 
 
+COLUMNS = {"name": "row", "envs": "envs", "steps_per_s": "env-steps/s", "mflop_per_step": "MFLOP / env step",
+           "round_mflop_per_step": "+ per doubling round", "gflop_per_s": "GFLOP/s", "pct_peak": "% matmul peak",
+           "seed_hours": "h per 7e5-step seed", "compile_s": "compile s", "valid_rate": "valid rate",
+           "candidates_used": "S_k"}
+FORMATS = {"steps_per_s": ".1f", "mflop_per_step": ".1f", "round_mflop_per_step": ".1f", "gflop_per_s": ".2f",
+           "pct_peak": ".1f", "seed_hours": ".2f", "compile_s": ".0f", "valid_rate": ".2f", "candidates_used": ".1f"}
+PROFILE_COLUMNS = {"name": "row", "act": "act", "pg": "pg loss + grad", "extra": "extra loss + grad", "sum": "sum"}
+PROFILE_FORMATS = {k: ".1f" for k in ("act", "pg", "extra", "sum")}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="64 envs only, 2 timed updates")
@@ -183,47 +185,35 @@ def main(argv=None) -> int:
     for name in names:
         if name not in ROWS:
             p.error(f"unknown row {name!r}; choose from {sorted(ROWS)}")
-    load_before = os.getloadavg()
     if args.profile:
-        print("| row | act | pg loss + grad | extra loss + grad | sum | (MFLOP / env step, 64 envs) |")
-        print("|---|---:|---:|---:|---:|---|")
+        run = harness.Run("iar_profile", vars(args), PROFILE_COLUMNS, PROFILE_FORMATS,
+                          notes="MFLOP / env step at 64 envs (XLA cost analysis)")
         for name in names:
             if ROWS[name].policy == "mask":
                 continue
             r = profile(ROWS[name])
-            print(f"| {name} | {r['act']:.1f} | {r['pg']:.1f} | {r['extra']:.1f} | {sum(r.values()):.1f} | |", flush=True)
-        print(f"\nload average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+            run.add(name=name, **r, sum=sum(r.values()))
+            print(f"  {name}: {sum(r.values()):.1f} MFLOP / env step", file=sys.stderr, flush=True)
+        run.finish()
         return 0
 
     clock = cpu_clock_hz()
     cores = os.cpu_count() or 1
     nominal = cores * clock * FLOP_PER_CYCLE
     measured = matmul_flops_per_s()
-    rows = []
+    run = harness.Run("iar_throughput", vars(args), COLUMNS, FORMATS,
+                      notes=f"IAR / MASK training throughput on ERA-v5 (A2C update, 1 step per env), median of "
+                            f"{repeats} timed updates after a warm-up; {clock / 1e9:.2f} GHz; nominal peak "
+                            f"{nominal / 1e9:.0f} GFLOP/s ({cores} x {clock / 1e9:.2f} GHz x {FLOP_PER_CYCLE} "
+                            f"FLOP/cycle, assumed); measured matmul peak {measured / 1e9:.1f} GFLOP/s")
     for n in envs:
         for name in names:
             r = bench(name, ROWS[name], n, repeats)
-            rows.append(r)
+            run.add(r, mflop_per_step=r["flops_per_step"] / 1e6, round_mflop_per_step=r["round_flops_per_step"] / 1e6,
+                    gflop_per_s=r["flops_per_s"] / 1e9, pct_peak=100 * r["flops_per_s"] / measured)
             print(f"  {name:8s} {n:5d} envs: {r['steps_per_s']:9.1f} steps/s (compile {r['compile_s']:.0f}s, "
                   f"load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
-    load_after = os.getloadavg()
-
-    print("# IAR / MASK training throughput on ERA-v5 (A2C update, 1 step per env)\n")
-    print(f"{platform.processor() or platform.machine()}, {cores} cores, {clock / 1e9:.2f} GHz, jax {jax.__version__}, "
-          f"backend {jax.default_backend()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
-          f"(shared machine)\n")
-    print(f"nominal peak {nominal / 1e9:.0f} GFLOP/s ({cores} x {clock / 1e9:.2f} GHz x {FLOP_PER_CYCLE} FLOP/cycle, "
-          f"assumed); measured matmul peak {measured / 1e9:.1f} GFLOP/s\n")
-    print("| row | envs | env-steps/s | MFLOP / env step | + per doubling round | GFLOP/s | % matmul peak | "
-          "h per 7e5-step seed | compile s | valid rate | S_k |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['name']} | {r['envs']} | {r['steps_per_s']:.1f} | {r['flops_per_step'] / 1e6:.1f} | "
-            f"{r['round_flops_per_step'] / 1e6:.1f} | {r['flops_per_s'] / 1e9:.2f} | "
-            f"{100 * r['flops_per_s'] / measured:.1f} | {r['seed_hours']:.2f} | {r['compile_s']:.0f} | "
-            f"{r['valid_rate']:.2f} | {r['candidates_used']:.1f} |"
-        )
+    run.finish()
     return 0
 
 

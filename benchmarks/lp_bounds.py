@@ -1,7 +1,7 @@
 """Throughput of PASPO's interval LPs: the full chain of 2(n-1) bounds per action.
 
-    python benchmarks/lp_bounds.py            # batch 1, 64, 1024, 4096, 16384; 3 repeats
-    python benchmarks/lp_bounds.py --quick    # batch 1, 1024; 1 repeat
+    python -m benchmarks.lp_bounds            # batch 1, 64, 1024, 4096, 16384; 3 repeats
+    python -m benchmarks.lp_bounds --quick    # batch 1, 1024; 1 repeat
 
 For each reference polytope (synth7 611x7, compute9 5x9, portfolio13 5x13) and batch size
 B, the inputs are B uniform points of the polytope (``Polytope.sample_uniform``, rejection from Dirichlet(1)) and
@@ -22,26 +22,22 @@ actions/s = B / (median wall time of one jitted call after a warm-up call); us p
 wall time / (2 (n-1) B).  ``max |diff|``: largest difference of the bounds from the LP
 queue (LP paths) or from the vmapped LP (fast path).  Memory: XLA's buffer sizes for the
 compiled call (arguments + outputs + temporaries, ``Compiled.memory_analysis()``), and the
-process's peak RSS at the end.
+process's peak RSS at the end. Rows go to ``benchmarks/results/lp_bounds-*.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from paspo_jax import lp  # noqa: E402
-from paspo_jax.polytope import load_reference_polytope  # noqa: E402
+from benchmarks import harness
+from paspo_jax import lp
+from paspo_jax.polytope import load_reference_polytope
 
 NAMES = ("synth7", "compute9", "portfolio13")
 
@@ -53,13 +49,8 @@ def timed(fn, x, repeats):
     mib = None
     if mem is not None:
         mib = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2**20
-    out = jax.block_until_ready(compiled(x))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = jax.block_until_ready(compiled(x))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out, mib
+    t = harness.timeit(compiled, x, warmup=1, repeats=repeats)
+    return t.median_s, t.result, mib
 
 
 def highs_chain_seconds(P, X):
@@ -79,15 +70,9 @@ def highs_chain_seconds(P, X):
     return (time.perf_counter() - t) / len(X)
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.python_version()}, jax {jax.__version__} "
-            f"({jax.default_backend()}), load average {os.getloadavg()[0]:.1f}")
+COLUMNS = {"polytope": "polytope", "batch": "batch", "path": "path", "actions_per_s": "actions/s",
+           "us_per_lp": "us per LP", "xla_mib": "XLA memory MiB", "max_abs_diff": "max abs diff"}
+FORMATS = {"actions_per_s": ",.0f", "us_per_lp": ",.3f", "xla_mib": ".1f", "max_abs_diff": ".1e"}
 
 
 def main():
@@ -95,14 +80,15 @@ def main():
     ap.add_argument("--quick", action="store_true", help="batch 1 and 1024, one repeat")
     ap.add_argument("--polytopes", nargs="*", default=list(NAMES))
     ap.add_argument("--batches", nargs="*", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 3, quick 1)")
     ap.add_argument("--highs-actions", type=int, default=None, help="actions HiGHS solves (default 20, quick 5)")
     args = ap.parse_args()
     batches = args.batches or ([1, 1024] if args.quick else [1, 64, 1024, 4096, 16384])
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
     n_highs = args.highs_actions or (5 if args.quick else 20)
-    print(f"# machine: {machine()}")
+    run = harness.Run("lp_bounds", vars(args), COLUMNS, FORMATS)
+    print(f"# {harness.header_line(run.header)}")
     print(f"# batches {batches}, median of {repeats} timed call(s) after a warm-up call\n")
-    rows = []
     with jax.enable_x64(True):
         for name in args.polytopes:
             t = time.perf_counter()
@@ -115,7 +101,8 @@ def main():
                   f"(vertices, projections, Chebyshev LP incl. compilation)", flush=True)
             X_all = np.asarray(P.sample_uniform(jax.random.PRNGKey(1), max(batches), "rejection"), np.float64)
             highs = highs_chain_seconds(P, X_all[:n_highs])
-            rows.append((name, "-", "HiGHS (serial)", 1.0 / highs, 1e6 * highs / lps, None, None))
+            run.add(polytope=name, batch=None, path="HiGHS (serial)", actions_per_s=1.0 / highs,
+                    us_per_lp=1e6 * highs / lps, xla_mib=None, max_abs_diff=None, highs_actions=n_highs)
             print(f"  HiGHS: {1 / highs:,.1f} actions/s ({1e6 * highs / lps:,.0f} us per LP)", flush=True)
             for B in batches:
                 X = jnp.asarray(X_all[:B])
@@ -134,18 +121,14 @@ def main():
                     ok = bool(np.all(np.asarray(out[2])))
                     diff = float(max(np.max(np.abs(np.asarray(out[0]) - np.asarray(ref[0]))),
                                      np.max(np.abs(np.asarray(out[1]) - np.asarray(ref[1])))))
-                    rows.append((name, B, label, B / s, 1e6 * s / (lps * B), mem, diff if ok else float("nan")))
+                    run.add(polytope=name, batch=B, path=label, actions_per_s=B / s, us_per_lp=1e6 * s / (lps * B),
+                            xla_mib=mem, max_abs_diff=diff if ok else float("nan"), median_s=s)
                     print(f"  B={B:6d} {label:9s} {B / s:12,.0f} actions/s {1e6 * s / (lps * B):9.3f} us/LP "
                           f"mem {mem if mem is None else round(mem, 1)} MiB  max|diff| {diff:.1e}  all feasible {ok}",
                           flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n# peak RSS of this process: {peak:.0f} MiB; load average at the end {os.getloadavg()[0]:.1f}\n")
-    print("| polytope | batch | path | actions/s | us per LP | XLA memory MiB | max abs diff |")
-    print("|---|---|---|---|---|---|---|")
-    for name, B, label, aps, us, mem, diff in rows:
-        m = "-" if mem is None else f"{mem:.1f}"
-        d = "-" if diff is None else f"{diff:.1e}"
-        print(f"| {name} | {B} | {label} | {aps:,.0f} | {us:,.3f} | {m} | {d} |")
+    run.notes = f"peak RSS of the process: {peak:.0f} MiB; median of {repeats} timed call(s) after a warm-up call"
+    run.finish()
 
 
 if __name__ == "__main__":

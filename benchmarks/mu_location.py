@@ -10,14 +10,13 @@ For each objective, ``--seeds`` generators are trained side by side (seeds vmapp
    (``--noises``, ``--budget`` pulls), i.e. the Q of the arm UCB recommends;
 3. coverage (Appendix B) and action-ordering (Appendix C) figures for all four objectives.
 
-    python benchmarks/mu_location.py --quick        # minutes: 2 seeds, 600 updates
-    python benchmarks/mu_location.py                # the documented budget (see RESULTS_mu.md)
+    python -m benchmarks.mu_location --quick        # minutes: 2 seeds, 600 updates
+    python -m benchmarks.mu_location                # the documented budget (see RESULTS_mu.md)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -25,12 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.mu_common import OBJECTIVES, mean_std, plot_curves, seed_params, train_objective  # noqa: E402
-from mu_jax import plots  # noqa: E402
-from mu_jax.search import ucb_search  # noqa: E402
-from mu_jax.trainer import Config  # noqa: E402
+from benchmarks.mu_common import OBJECTIVES, mean_std, plot_curves, seed_params, train_objective
+from mu_jax import plots
+from mu_jax.search import ucb_search
+from mu_jax.trainer import Config
 
 FIG = Path(__file__).resolve().parent / "figures"
 

@@ -15,25 +15,22 @@ Regret = ``max_a Q(s, a) - Q(s, recommended action)`` (``max_a`` by a 201^2 grid
 refinement). Uniformly random candidates are the reference. Also writes the coverage,
 action-ordering and training-curve figures.
 
-    python benchmarks/mu_peaks2d.py --quick
-    python benchmarks/mu_peaks2d.py
+    python -m benchmarks.mu_peaks2d --quick
+    python -m benchmarks.mu_peaks2d
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.mu_common import OBJECTIVES, mean_std, plot_curves, seed_params, train_objective  # noqa: E402
-from mu_jax import plots  # noqa: E402
-from mu_jax.search import kr_ucb_search, ucb_search  # noqa: E402
-from mu_jax.trainer import Config, make_trainer  # noqa: E402
+from benchmarks.mu_common import OBJECTIVES, mean_std, plot_curves, seed_params, train_objective
+from mu_jax import plots
+from mu_jax.search import kr_ucb_search, ucb_search
+from mu_jax.trainer import Config, make_trainer
 
 FIG = Path(__file__).resolve().parent / "figures"
 

@@ -1,8 +1,8 @@
 """Fidelity runs of PASPO's comparison (Winkel et al. 2024, Fig. 3-5): PASPO (de-biased and
 not) against the Dirichlet, Lagrangian and projection baselines, the paper's PPO settings.
 
-    python benchmarks/paspo_fidelity.py --env PASPO-synth-7 --seeds 5 --steps 150000
-    python benchmarks/paspo_fidelity.py --quick          # synth-7, 2 seeds, 20k steps
+    python -m benchmarks.paspo_fidelity --env PASPO-synth-7 --seeds 5 --steps 150000
+    python -m benchmarks.paspo_fidelity --quick          # synth-7, 2 seeds, 20k steps
 
 Seeds of one method run side by side in one program (``jax.vmap`` over keys). Prints a table
 (final return = mean over the last 10% of updates, mean +- std over seeds; violation rate =
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from paspo_jax.algo import PASPOConfig, build, default_ppo_config  # noqa: E402
+from benchmarks import harness
+from paspo_jax.algo import PASPOConfig, build, default_ppo_config
 
 VARIANTS = {
     "PASPO": dict(method="paspo"),
@@ -51,6 +49,11 @@ def run_variant(env_id, variant, steps, seeds, debias_samples, ent_coef=None, **
     return m, wall
 
 
+COLUMNS = {"method": "method", "final": "final return (mean +- std over seeds)",
+           "violation_rate": "violation rate (whole run)", "violation_rate_last10": "(last 10%)", "wall_s": "wall s"}
+FORMATS = {"violation_rate": ".4f", "violation_rate_last10": ".4f", "wall_s": ".0f"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="PASPO-synth-7")
@@ -65,6 +68,7 @@ def main(argv=None):
     if args.quick:
         args.seeds, args.steps, args.debias_samples = 2, 20_480, 10_000
     ent = "" if args.ent_coef is None else f", ent_coef {args.ent_coef}"
+    run = harness.Run("paspo_fidelity", vars(args), COLUMNS, FORMATS)
     print(f"{args.env}: {args.seeds} seeds x {args.steps} steps, paper PPO settings{ent}")
     rows, curves = [], {}
     for variant in args.variants:
@@ -76,11 +80,10 @@ def main(argv=None):
         rows.append((variant, final.mean(), final.std(), viol.mean(), viol[:, -tail:].mean(), wall))
         print(f"  {variant:20s} final return {final.mean():8.3f} +- {final.std():.3f}   violation rate "
               f"{viol.mean():.4f} (last 10%: {viol[:, -tail:].mean():.4f})   {wall:.0f} s", flush=True)
-    print()
-    print("| method | final return (mean +- std over seeds) | violation rate (whole run) | (last 10%) | wall s |")
-    print("|---|---:|---:|---:|---:|")
     for variant, mu, sd, v, vt, wall in rows:
-        print(f"| {variant} | {mu:.3f} +- {sd:.3f} | {v:.4f} | {vt:.4f} | {wall:.0f} |")
+        run.add(method=variant, final=f"{mu:.3f} +- {sd:.3f}", final_mean=mu, final_sd=sd, violation_rate=v,
+                violation_rate_last10=vt, wall_s=wall)
+    run.finish()
 
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     if args.ent_coef is not None:

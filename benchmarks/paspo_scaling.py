@@ -1,8 +1,8 @@
 """Scaling study of PASPO in the number of entities (the paper's open question): training
 throughput and final return on ``PASPO-synth-N`` for N = 7, 20, 50, 100.
 
-    python benchmarks/paspo_scaling.py                         # N = 7 20 50 100, 2 seeds, 50k steps
-    python benchmarks/paspo_scaling.py --sizes 7 20 --seeds 5 --steps 150000
+    python -m benchmarks.paspo_scaling                         # N = 7 20 50 100, 2 seeds, 50k steps
+    python -m benchmarks.paspo_scaling --sizes 7 20 --seeds 5 --steps 150000
 
 For each N: the interval solver PASPO uses (the static fast path when its facet tables fit
 their budgets, else the batched dual simplex), full-training throughput (rollout + 10 PPO
@@ -18,21 +18,18 @@ mean over states of the best reward among those points (a lower bound on the opt
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import envs_jax  # noqa: E402
-from benchmarks.paspo_fidelity import run_variant  # noqa: E402
-from benchmarks.paspo_throughput import ours_env_steps_per_s  # noqa: E402
-from envs_jax.paspo_synth import NUM_STATES  # noqa: E402
-from paspo_jax.policy import static_polytope  # noqa: E402
+import envs_jax
+from benchmarks import harness
+from benchmarks.paspo_fidelity import run_variant
+from benchmarks.paspo_throughput import ours_env_steps_per_s
+from envs_jax.paspo_synth import NUM_STATES
+from paspo_jax.policy import static_polytope
 
 
 def reward_references(env_id: str, num_points: int, seed: int = 0):
@@ -65,9 +62,16 @@ def main(argv=None):
     p.add_argument("--no-debias-throughput", action="store_true",
                    help="time the throughput without de-biasing (its one-off fit is slow on the LP path at N = 100)")
     args = p.parse_args(argv)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores; "
-          f"{args.seeds} seeds x {args.steps} steps per N; de-bias points {args.debias_samples}", flush=True)
-    rows = []
+    columns = {"N": "N", "intervals": "intervals", "sps_64": "env-steps/s (64 envs)",
+               "sps_big": f"env-steps/s ({args.big} envs)", "uniform": "uniform", "best": f"best of {args.ref_points}",
+               "first": "first 10%", "final": "final (last 10%)", "gap_closed": "gap closed",
+               "violation_rate": "violation rate", "train_wall_s": "train wall s"}
+    formats = {"sps_64": ",.0f", "sps_big": ",.0f", "uniform": ".3f", "best": ".3f", "first": ".3f",
+               "gap_closed": ".2f", "violation_rate": ".4f", "train_wall_s": ".0f"}
+    run = harness.Run("paspo_scaling", vars(args), columns, formats,
+                      notes=f"{args.seeds} seeds x {args.steps} steps per N; de-bias points {args.debias_samples}; "
+                            "env-steps/s: median of 1 timed update after a warm-up update")
+    print(harness.header_line(run.header), flush=True)
     for n in args.sizes:
         env_id = f"PASPO-synth-{n}"
         t0 = time.perf_counter()
@@ -91,15 +95,10 @@ def main(argv=None):
             viol = float(m["violation_rate"].mean())
             print(f"  trained: first 10% {first:.3f} -> last 10% {final:.3f} +- {sd:.3f}, violation rate "
                   f"{viol:.4f}, {wall:.0f} s", flush=True)
-        rows.append((n, path, sps[64], sps[args.big], uniform, best, first, final, sd, viol, wall))
-    print()
-    print(f"| N | intervals | env-steps/s (64 envs) | env-steps/s ({args.big} envs) | uniform | best of "
-          f"{args.ref_points} | first 10% | final (last 10%) | gap closed | violation rate | train wall s |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, path, s64, sbig, uni, best, first, final, sd, viol, wall in rows:
-        gap = (final - uni) / (best - uni)
-        print(f"| {n} | {path} | {s64:,.0f} | {sbig:,.0f} | {uni:.3f} | {best:.3f} | {first:.3f} | "
-              f"{final:.3f} +- {sd:.3f} | {gap:.2f} | {viol:.4f} | {wall:.0f} |")
+        run.add(N=n, intervals=path, sps_64=sps[64], sps_big=sps[args.big], uniform=uniform, best=best, first=first,
+                final=f"{final:.3f} +- {sd:.3f}", final_mean=final, final_sd=sd,
+                gap_closed=(final - uniform) / (best - uniform), violation_rate=viol, train_wall_s=wall)
+    run.finish()
 
 
 if __name__ == "__main__":

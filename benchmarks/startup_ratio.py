@@ -6,14 +6,14 @@ one run: the two commands alternate ``--repeats`` times and the medians are comp
     python -m benchmarks.startup_ratio --repeats 3
 
 Prints a markdown table (median wall s of each, the ratio plain / ours, and train.py's own
-breakdown from its closing ``time:`` line) and the machine's load average.
+breakdown from its closing ``time:`` line) under the harness's header (machine, load before
+and after); rows go to ``benchmarks/results/startup_ratio-*.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,11 +36,16 @@ def _timed(cmd: list[str]) -> tuple[float, str]:
     return wall, out.stderr + out.stdout
 
 
+COLUMNS = {"command": "command", "median_s": "median wall s", "all_s": "all runs s"}
+FORMATS = {"median_s": ".1f"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--total-timesteps", type=int, default=500_000)
     args = p.parse_args()
+    run = harness.Run("startup_ratio", vars(args), COLUMNS, FORMATS)
     ours, plain, breakdowns = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
@@ -51,20 +58,14 @@ def main() -> None:
             wall, log = _timed([sys.executable, "-m", "benchmarks.plain_ppo_cartpole", "--total-timesteps", str(args.total_timesteps)])
             plain.append(wall)
     m_ours, m_plain = statistics.median(ours), statistics.median(plain)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.2f} (1 min) at the end; {args.repeats} alternating repeats")
-    print()
-    print("| command | median wall s | all runs s |")
-    print("|---|---|---|")
-    print(f"| `python train.py --algo ppo --env CartPole-v1 --total-timesteps {args.total_timesteps} --num-envs 4` "
-          f"| {m_ours:.1f} | {', '.join(f'{w:.1f}' for w in ours)} |")
-    print(f"| plain single-file JAX PPO (`benchmarks/plain_ppo_cartpole.py`) | {m_plain:.1f} | "
-          f"{', '.join(f'{w:.1f}' for w in plain)} |")
-    print()
-    print(f"ratio plain / ours = {m_plain / m_ours:.2f}")
-    print()
-    for i, b in enumerate(breakdowns):
-        print(f"- train.py run {i}: {b}")
+    ours_cmd = f"python train.py --algo ppo --env CartPole-v1 --total-timesteps {args.total_timesteps} --num-envs 4"
+    run.add(command=f"`{ours_cmd}`",
+            median_s=m_ours, all_s=", ".join(f"{w:.1f}" for w in ours), times_s=ours, breakdowns=breakdowns)
+    run.add(command="plain single-file JAX PPO (`python -m benchmarks.plain_ppo_cartpole`)", median_s=m_plain,
+            all_s=", ".join(f"{w:.1f}" for w in plain), times_s=plain)
+    run.notes = "\n".join([f"{args.repeats} alternating repeats; ratio plain / ours = {m_plain / m_ours:.2f}", ""]
+                           + [f"- train.py run {i}: {b}" for i, b in enumerate(breakdowns)])
+    run.finish()
 
 
 if __name__ == "__main__":
