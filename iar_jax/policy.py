@@ -113,6 +113,8 @@ class IARPolicy(RejectionPolicy):
     ``rejection_subset``, ``rejection``, ``behaviour_log_prob``, ``critic_hidden``).
     """
 
+    log_prob_exact = False  # log_prob is the sandwich estimate, not log pi (tests/test_policy_contract.py)
+
     def __init__(
         self,
         env,
