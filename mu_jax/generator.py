@@ -27,11 +27,11 @@ states.
 from __future__ import annotations
 
 import math
+
+import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.scipy.stats import beta as beta_dist
-from jax.scipy.stats import norm
 
 HEAD_KINDS = ("categorical", "beta", "gaussian")
 Dist = dict[str, jax.Array]
@@ -144,55 +144,49 @@ def expand_heads(dist: Dist, m: int) -> Dist:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (m,) + x.shape[1:]), dist)
 
 
-def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
-    """One action per head: ``int [m, F]`` (categorical) or ``float [m, d]`` (continuous).
-
-    Continuous samples are reparametrised (gradients flow to the head parameters through
-    the sample; Beta via the implicit gradient of ``jax.random.gamma``). Wrap ``dist`` in
-    ``stop_gradient`` for score-function use.
-    """
+def heads(kind: str, dist: Dist) -> distrax.Distribution:
+    """The m heads as one distrax distribution: batch shape [m], event [F] (categorical,
+    ``Independent(Categorical)``) or [d] (``Independent(Beta)`` / ``Independent(Normal)``)."""
     if kind == "categorical":
-        return jax.random.categorical(key, dist["logits"], axis=-1).astype(jnp.int32)
+        return distrax.Independent(distrax.Categorical(logits=dist["logits"]), 1)
     if kind == "beta":
-        return jax.random.beta(key, dist["alpha"], dist["beta"])
+        return distrax.Independent(distrax.Beta(dist["alpha"], dist["beta"]), 1)
     if kind == "gaussian":
-        eps = jax.random.normal(key, dist["mean"].shape)
-        return dist["mean"] + jnp.exp(dist["log_std"]) * eps
+        return distrax.Independent(distrax.Normal(dist["mean"], jnp.exp(dist["log_std"])), 1)
     raise ValueError(f"unknown head kind {kind!r}")
+
+
+def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
+    """One action per head: ``int32 [m, F]`` or ``float [m, d]``. Continuous samples are
+    reparametrised (Beta through ``jax.random.beta``'s implicit gradient); wrap ``dist`` in
+    ``stop_gradient`` for score-function use."""
+    a = heads(kind, dist).sample(seed=key)
+    return a.astype(jnp.int32) if kind == "categorical" else a
 
 
 def log_prob(kind: str, dist: Dist, a: jax.Array) -> jax.Array:
-    """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions)."""
-    if kind == "categorical":
-        logp = jax.nn.log_softmax(dist["logits"], axis=-1)
-        return jnp.take_along_axis(logp, a[..., None], axis=-1)[..., 0].sum(-1)
+    """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions); Beta
+    actions are clipped into ``[1e-6, 1 - 1e-6]`` first."""
     if kind == "beta":
-        eps = 1e-6
-        return beta_dist.logpdf(jnp.clip(a, eps, 1 - eps), dist["alpha"], dist["beta"]).sum(-1)
-    if kind == "gaussian":
-        return norm.logpdf(a, dist["mean"], jnp.exp(dist["log_std"])).sum(-1)
-    raise ValueError(f"unknown head kind {kind!r}")
+        a = jnp.clip(a, 1e-6, 1 - 1e-6)
+    return heads(kind, dist).log_prob(a)
 
 
 def mode(kind: str, dist: Dist) -> jax.Array:
-    """Most likely action of each head (greedy candidates)."""
-    if kind == "categorical":
-        return jnp.argmax(dist["logits"], axis=-1).astype(jnp.int32)
+    """Most likely action of each head (greedy candidates), ``[m, F]`` or ``[m, d]``.
+    Beta: ours, (alpha - 1) / (alpha + beta - 2) clipped (distrax gives NaN at alpha = beta = 1)."""
     if kind == "beta":
         a, b = dist["alpha"], dist["beta"]
         return jnp.clip((a - 1) / jnp.maximum(a + b - 2, 1e-6), 0.0, 1.0)
-    if kind == "gaussian":
-        return dist["mean"]
-    raise ValueError(f"unknown head kind {kind!r}")
+    out = heads(kind, dist).mode()
+    return out.astype(jnp.int32) if kind == "categorical" else out
 
 
 def head_means(kind: str, dist: Dist) -> jax.Array:
     """Expected action per continuous head ``[m, d]``."""
-    if kind == "beta":
-        return dist["alpha"] / (dist["alpha"] + dist["beta"])
-    if kind == "gaussian":
-        return dist["mean"]
-    raise ValueError(f"head_means is for continuous heads, got {kind!r}")
+    if kind not in ("beta", "gaussian"):
+        raise ValueError(f"head_means is for continuous heads, got {kind!r}")
+    return heads(kind, dist).mean()
 
 
 def diversity(kind: str, dist: Dist) -> jax.Array:
