@@ -1,30 +1,23 @@
-"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3 and App. A).
+"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3, App. A) on
+distrax bijectors.
 
-Generator p(u | s) over u in R^{L x K}, flattened to D = L K (row l = the K scores of
-action dimension l; the action is ``a_l = argmax_k u_{l,k}``):
+Generator p(u|s), u in R^D (D = L K; row l holds the K scores of action dimension l):
 
-    z ~ N(mu(c), diag sigma(c)^2)                      conditional Gaussian base
-    u = f_T o ... o f_1 (z; c),  f_i = P_i o C_i(.; c) o A_i
-    log p(u | s) = log N(z; mu, sigma) - sum_i log |det df_i/dx|
+    z ~ N(mu(c), diag sigma(c)^2),   u = f_T o ... o f_1(z; c),   f_i = P_i o C_i(.; c) o A_i
+    log p(u|s) = log N(z; mu, sigma) - sum_i log |det df_i/dz|
 
-with ``c`` the state's context vector, ``A_i`` ActNorm (per-coordinate affine),
-``C_i`` a conditional affine coupling layer (RealNVP: the first half of the coordinates,
-with ``c``, sets a log-scale and a shift for the second half) and ``P_i`` a fixed
-permutation. Paper defaults: 4 layers, hidden width 128, context 64.
+with c the state's context, A_i ActNorm (``distrax.Block(ScalarAffine)``), C_i a RealNVP
+coupling (``distrax.SplitCoupling``), P_i a fixed permutation; the stack is one
+``distrax.Chain``. Posterior q(u|a, s) (App. A.3): a Gaussian on the context (c, one-hot a),
+optional couplings, then the row-wise ``SoftThreshold``, so that argmax v_l = a_l.
+Invariants: an untrained flow is its Gaussian base (ActNorm at the identity, couplings'
+last layer zero); log-scales are soft-clamped to +-3, log sigma clipped to [-5, 2].
+``normal_log_prob`` is ours: distrax's Normal takes sigma, not log sigma, and rounds differently.
 
-Posterior q(u | a, s) (App. A.3): a conditional Gaussian in R^D whose context is
-(c, one-hot a), optionally followed by coupling layers (the original: 2), then the
-row-wise soft threshold (``iar_jax.soft_threshold``) so that every sample ``v`` has
-``argmax v_l = a_l``:
+Example::
 
-    log q(v | a, s) = log N(eps) - sum log sigma - sum_i log|det C_i| - log|det threshold|.
-
-Choices of ours (the original code is not copied): ActNorm starts at the identity instead
-of Glow's data-dependent initialisation (there is no data batch at ``init``), and the
-last layer of every coupling network starts at zero, so an untrained flow is exactly its
-conditional Gaussian base. Log-scales (coupling and ActNorm) are soft-clamped to
-``+-scale_clamp`` = 3 with a tanh and the Gaussians' log-std clipped to [-5, 2], so no
-parameter drift can make densities overflow float32.
+    flow = ConditionalFlow(dim=L * K)
+    u, log_p = flow.apply(params, eps, ctx, method=ConditionalFlow.sample)  # eps (D,)
 """
 
 from __future__ import annotations

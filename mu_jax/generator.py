@@ -1,27 +1,21 @@
-"""The candidate-action generator g_theta(s) = (a_1, ..., a_m), a_i ~ pi_theta^i(. | s).
+"""The candidate-action generator g_theta(s) = (a_1, ..., a_m), a_i ~ pi_theta^i(.|s)
+(Ahmad et al. 2020, Sec. 4): a convolutional torso and one policy head per candidate.
 
-One network, one policy head per candidate (Ahmad et al. 2020, Sec. 4): a convolutional
-torso over the state image (orig: two 3x3 convolutions with 32 channels) and a dense layer
-that outputs the parameters of every head. Three head families:
+Heads (``heads(kind, dist)``, a distrax distribution of batch shape [m]):
 
-* ``categorical`` (discrete, e.g. the location game): per candidate ``F`` factors (the
-  facilities), each a categorical over ``K`` values (the cells); an action is ``int [F]``.
+* ``categorical``: F factors of K values per candidate, ``int [m, F]``;
   ``log pi_i(a) = sum_f log softmax(logits_{i,f})[a_f]``.
-* ``beta`` (continuous, actions in ``[0, 1]^d``): per candidate and dimension a Beta with
-  concentrations ``1 + softplus(.)`` (so every head is unimodal).
-* ``gaussian`` (continuous): mean ``sigmoid(.)`` and a learned, state-independent log std per
-  candidate and dimension; the environment clips actions to its box.
+* ``beta``: actions in [0, 1]^d, concentrations ``1 + softplus(.)`` (unimodal heads).
+* ``gaussian``: mean ``sigmoid(.)``, learned state-independent log std; envs clip.
 
-The plain-policy baseline uses ``n_heads = 1`` and draws all m candidates i.i.d. from it
-(``expand_heads``).
+The plain-policy baseline has one head broadcast to m i.i.d. candidates (``expand_heads``).
+Every function acts on one state's head parameters (leading axis = heads); vmap over
+states. Differences from the original code: benchmarks/RESULTS_mu.md.
 
-Orig differences (zfahmad/competition ``networks.py``): its convolutions have no activation
-and each facility's head is one softmax over all ``m * K`` outputs jointly (so a candidate's
-probabilities do not sum to one); we use ReLU between layers and one normalised categorical
-per candidate and facility, which is what the paper describes (one policy per candidate).
+Example::
 
-Every function below works on one state's head parameters (leading axis = heads); vmap over
-states.
+    dist = Generator(8, "categorical", (2, 100)).apply(params, obs)  # obs [H, W, C]
+    a = sample(key, "categorical", dist)                              # int32 [8, 2]
 """
 
 from __future__ import annotations
@@ -38,13 +32,9 @@ Dist = dict[str, jax.Array]
 
 
 class PatchConv(nn.Module):
-    """3x3 "SAME" convolution (stride 1) written as patches @ kernel (im2col).
-
-    Computes what ``nn.Conv(features, (3, 3), padding="SAME")`` computes, with the same
-    ``kernel [3, 3, C, features]`` and ``bias`` parameters. Reason: XLA:CPU compiles the
-    kernel gradient of a convolution inside ``lax.scan`` (``Trainer.run``) about 20x slower
-    than outside; as a matrix product it is as fast inside as outside.
-    """
+    """``nn.Conv(features, (3, 3), padding="SAME")`` (same ``kernel [3, 3, C, features]``
+    and ``bias``) as patches @ kernel: ``x [..., H, W, C] -> [..., H, W, features]``
+    (compiles fast inside ``lax.scan``; see benchmarks/RESULTS_mu.md)."""
 
     features: int
 

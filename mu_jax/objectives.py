@@ -1,39 +1,26 @@
 """Generator objectives of Ahmad, Lelis, Bowling (NeurIPS 2020) as pure loss functions.
 
-Notation: for one state s the generator proposes ``m`` candidates ``a_1..a_m``; ``q [..., m]``
-holds ``Q(s, a_i)`` in candidate order, ``logp [..., m]`` holds ``log pi_theta^i(a_i | s)``.
-Leading axes are batch axes; every loss returns the mean over them of the quantity in its
-docstring, negated (a loss to minimise). ``sg`` is ``jax.lax.stop_gradient``.
+For one state, ``q [..., m]`` holds Q(s, a_i) of the m candidates in order and
+``logp [..., m]`` holds log pi_theta^i(a_i|s); leading axes are batch axes and every loss
+is the negated batch mean (a loss to minimise). ``sg`` = stop_gradient.
 
-Two ways to get a gradient:
+Marginal utility (the paper's u_MU) with the running max M_{i-1} = max_{j<i} Q(s, a_j)
+held fixed::
 
-* ``pathwise`` (continuous actions, the paper's curling setting): ``q`` is a differentiable
-  function of the candidates, which are differentiable functions of theta; the loss is the
-  negated utility itself (``u_mu``, ``u_max``, ...), differentiated by autodiff.
-* ``score`` (discrete actions, the paper's location game): ``q`` carries no gradient; each
-  loss is a surrogate whose gradient is a score-function (REINFORCE) estimator, one score
-  ``grad log pi_i(a_i)`` per candidate.
+    u_MU = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - sg(M_{i-1}))^+
 
-Marginal utility (paper Eq. for u_MU)::
+equals u_MAX = max_i Q(s, a_i) in value; its gradient is a sum of semi-gradients (every
+candidate that improves on those before it is pushed up). ``pathwise`` losses (continuous
+candidates) differentiate the utility itself; ``score`` losses (discrete) are surrogates
+whose gradient is a REINFORCE estimator. Theorem 1 (sampled gradient, as implemented and
+tested against enumeration): with independent a_i ~ pi^i_theta,
 
-    u_MU(s, a_1..m) = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - max_{j<i} Q(s, a_j))^+
+    g_hat = sum_i u_i(a_i; sg(M_{i-1})) grad log pi^i_theta(a_i|s),   E[g_hat] = g_MU,
+    u_1 = Q(s, a_1),  u_i = (Q(s, a_i) - M_{i-1})^+                   (``mu_score_loss``)
 
-The sum telescopes, so in value ``u_MU = max_i Q(s, a_i) = u_MAX``; the objectives differ in
-their gradients. MU's gradient is a *sum of semi-gradients*: the running max
-``M_{i-1} = max_{j<i} Q(s, a_j)`` is held fixed (stop-gradient), so every candidate that
-improves on the ones before it is pushed up, where MAX pushes only the argmax.
+Example::
 
-Theorem 1 (sampled gradient, discrete generator; as implemented and tested here). With
-independent ``a_i ~ pi_theta^i(. | s)`` define the MU gradient as the sum of semi-gradients
-
-    g_MU = sum_i E_{a_<i} [ grad_theta E_{a_i ~ pi^i_theta} [ u_i(a_i; M_{i-1}) ] ],
-    u_1 = Q(s, a_1),  u_i = (Q(s, a_i) - M_{i-1})^+,  M_{i-1} held fixed.
-
-Then ``g_hat = sum_i u_i(a_i; sg(M_{i-1})) grad_theta log pi^i_theta(a_i | s)`` with
-``a ~ pi_theta`` satisfies ``E[g_hat] = g_MU`` (``mu_score_loss``; tested against
-enumeration of a small problem). The gradient of the *expected* ``u_MU`` (equal to that of
-``u_MAX``) would weight candidate i's score by ``sum_{k>=i} u_k`` instead of ``u_i``; MU
-drops the terms by which a candidate lowers the improvements of later ones.
+    loss = score_loss("mu", q, logp)  # q, logp [B, m] -> ()
 """
 
 from __future__ import annotations
