@@ -1,23 +1,15 @@
-"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3, App. A) on
-distrax bijectors.
+"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3, App. A) on distrax.
 
-Generator p(u|s), u in R^D (D = L K; row l holds the K scores of action dimension l):
+Generator p(u|s), u in R^D (D = L K; row l = the K scores of action dimension l):
 
-    z ~ N(mu(c), diag sigma(c)^2),   u = f_T o ... o f_1(z; c),   f_i = P_i o C_i(.; c) o A_i
-    log p(u|s) = log N(z; mu, sigma) - sum_i log |det df_i/dz|
+    z ~ N(mu(c), diag sigma(c)^2),   u = f(z; c),   f = Chain([perm, coupling, ActNorm] x T)
+    log p(u|s) = log N(z; mu, sigma) - log |det df/dz|
 
-with c the state's context, A_i ActNorm (``distrax.Block(ScalarAffine)``), C_i a RealNVP
-coupling (``distrax.SplitCoupling``), P_i a fixed permutation; the stack is one
-``distrax.Chain``. Posterior q(u|a, s) (App. A.3): a Gaussian on the context (c, one-hot a),
-optional couplings, then the row-wise ``SoftThreshold``, so that argmax v_l = a_l.
-Invariants: an untrained flow is its Gaussian base (ActNorm at the identity, couplings'
-last layer zero); log-scales are soft-clamped to +-3, log sigma clipped to [-5, 2].
-``normal_log_prob`` is ours: distrax's Normal takes sigma, not log sigma, and rounds differently.
+Posterior q(u|a, s) (App. A.3): a Gaussian on (c, one-hot a), optional couplings, then the
+row-wise ``SoftThreshold`` (argmax v_l = a_l). Invariant: an untrained flow is its Gaussian
+base. ``normal_log_prob`` is ours (in log sigma; distrax's Normal takes sigma).
 
-Example::
-
-    flow = ConditionalFlow(dim=L * K)
-    u, log_p = flow.apply(params, eps, ctx, method=ConditionalFlow.sample)  # eps (D,)
+Example: ``u, log_p = flow.apply(params, eps, ctx, method=ConditionalFlow.sample)``, eps (D,).
 """
 
 from __future__ import annotations
@@ -41,9 +33,8 @@ def normal_log_prob(x: jax.Array, mu: jax.Array, log_sigma: jax.Array) -> jax.Ar
 
 
 class ActNorm(nn.Module):
-    """Per-coordinate affine ``y = x exp(s) + bias`` (Glow's ActNorm, Kingma & Dhariwal 2018,
-    Table 1) with ``s = scale_clamp tanh(raw / scale_clamp)``; log|det| = sum(s).
-    ``bijector()`` is ``distrax.Block(ScalarAffine, 1)`` on x (..., dim)."""
+    """Glow's ActNorm (Kingma & Dhariwal 2018, Table 1): ``y = x exp(s) + bias`` on x (..., dim),
+    ``s`` soft-clamped to +-``scale_clamp``, log|det| = sum(s); ``distrax.Block(ScalarAffine)``."""
 
     dim: int
     scale_clamp: float = 3.0
@@ -64,10 +55,8 @@ class ActNorm(nn.Module):
 
 
 class AffineCoupling(nn.Module):
-    """Conditional affine coupling (RealNVP, Dinh et al. 2017, Eq. 4-6) as a
-    ``distrax.SplitCoupling``: ``y_1 = x_1``, ``y_2 = x_2 exp(s(x_1, c)) + t(x_1, c)``,
-    log|det| = sum(s), ``x_1`` the first ``dim // 2`` of x (dim,); ``s`` soft-clamped to
-    +-``scale_clamp``. ``ctx`` None: unconditional."""
+    """RealNVP coupling (Dinh et al. 2017, Eq. 4-6) as a ``distrax.SplitCoupling`` on x (dim,):
+    ``y_2 = x_2 exp(s(x_1, c)) + t(x_1, c)``, x_1 = x[:dim // 2], log|det| = sum(s)."""
 
     dim: int
     hidden: int
@@ -81,8 +70,8 @@ class AffineCoupling(nn.Module):
         self.out = nn.Dense(2 * d2, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
 
     def _shift_scale(self, x1, ctx, split=True):
-        """(log_s, t) for x_1 (d1,). ``split``: h1([x_1, c]) = x_1 W_x + (c W_c + b), the bracket
-        free of x_1, so under ``vmap`` over samples of one context it is computed once."""
+        """(log_s, t) for x_1 (d1,); ``ctx`` None: unconditional. ``split``: h1([x_1, c]) =
+        x_1 W_x + (c W_c + b), the bracket computed once per context under ``vmap``."""
         if ctx is None:
             h = self.h1(x1)
         elif split and not self.is_initializing():

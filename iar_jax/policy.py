@@ -1,23 +1,17 @@
 """IAR's argmax-flow policy (Chen et al., NeurIPS 2023; seed Sec. 3-4, App. A) on the PPO engine.
 
-Generator u ~ p(u|s) (``ConditionalFlow``, u in R^{L x K}), action a_l = argmax_k u_{l,k}.
-log pi(a|s) = log P(argmax u = a | s) is estimated from N posterior samples
-v_i ~ q(.|a, s) (``ConditionalPosterior``) with log w_i = log p(v_i|s) - log q(v_i|a, s):
+Generator u ~ p(u|s) (``ConditionalFlow``), action a_l = argmax_k u_{l,k}; with N samples
+v_i ~ q(.|a, s) (``ConditionalPosterior``), log w_i = log p(v_i|s) - log q(v_i|a, s):
 
     ELBO = mean_i log w_i  <=  log pi(a|s)  <=  CUBO = 1/2 log mean_i w_i^2   (N -> inf)
     log pi(a|s) ~= alpha ELBO + (1 - alpha) CUBO                              (seed Table A.1)
 
-``log_prob`` is this sandwich inside the rejection surrogate of ``iar_jax.rejection``;
-``extra_loss`` maximises the ELBO of (state, action) pairs and calibrates alpha.
-Invariants: the policy-gradient surrogate trains the generator only (the posterior enters
-with stopped gradients unless ``pg_posterior``); with ``common_noise`` ``act`` and
-``evaluate`` draw the same posterior noise, so the PPO ratio starts at exactly 1. Why each
-option exists and what it costs: ``benchmarks/RESULTS_iar.md``.
+``log_prob`` is this sandwich inside ``iar_jax.rejection``'s surrogate; ``extra_loss`` fits
+the posterior (ELBO) and alpha. Invariants: the policy gradient trains the generator only
+(unless ``pg_posterior``); with ``common_noise`` the PPO ratio starts at exactly 1.
+Reasons and costs of the options: benchmarks/RESULTS_iar.md.
 
-Example::
-
-    pol = IARPolicy(env, env_params, num_candidates=32)
-    out = pol.act(pol.init(key, obs), key, obs, env_state, env_params)  # out.action (L,)
+Example: ``out = pol.act(pol.init(key, obs), key, obs, env_state, env_params)``, out.action (L,).
 """
 
 from __future__ import annotations
@@ -54,19 +48,12 @@ class AlphaNet(nn.Module):
 
 
 class IARPolicy(RejectionPolicy):
-    """The flow policy with sandwich log-probabilities and invalid-action rejection.
-
-    Parameters (pytree): ``encoder``, ``flow``, ``posterior``, ``alpha``, ``critic``.
-    Estimator options: ``num_posterior_samples`` N; ``alpha_mode`` static | trainable |
-    adaptive (a network of (ELBO, CUBO)) starting at ``alpha_init``; ``alpha_objective``
-    calibration (fit the sandwich to the IWAE of ``alpha_target_samples``) | policy (the PG
-    loss moves alpha) | none; ``elbo_pairs`` generator (a fresh a ~ p per stored state) |
-    rollout; ``elbo_trains_generator``; ``elbo_grad_samples`` (0: all); ``pg_posterior``.
-    Networks: ``flow_layers`` / ``flow_hidden`` (paper 4 / 128), ``context_dim`` (64),
-    ``encoder`` mlp | gcn, ``posterior_layers`` / ``posterior_hidden`` (0: flow_hidden) /
-    ``posterior_conditional``, ``split_context`` (exact speed-up). Rejection options:
-    ``RejectionPolicy``.
-    """
+    """The flow policy; params ``encoder``, ``flow``, ``posterior``, ``alpha``, ``critic``.
+    Options: ``num_posterior_samples`` N; ``alpha_mode`` static | trainable | adaptive,
+    ``alpha_init``, ``alpha_objective`` calibration | policy | none, ``alpha_target_samples``;
+    ``elbo_pairs`` generator | rollout, ``elbo_trains_generator``, ``elbo_grad_samples``;
+    ``pg_posterior``; networks ``flow_layers`` / ``flow_hidden`` (paper 4 / 128),
+    ``context_dim``, ``encoder`` mlp | gcn, ``posterior_*``; rejection: ``RejectionPolicy``."""
 
     log_prob_exact = False  # log_prob is the sandwich estimate, not log pi (tests/test_policy_contract.py)
 

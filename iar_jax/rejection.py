@@ -1,27 +1,17 @@
-"""Invalid-action rejection (IAR seed, Theorem 1 and Lemma 1; App. A.1-A.2, Eq. 8-11) and
-the policy base class that applies it to any generator with log-probabilities.
-
-The executed policy is the generator restricted to the valid set C(s):
+"""Invalid-action rejection (IAR seed, Theorem 1, Lemma 1; App. A.1-A.2, Eq. 8-11) and the
+policy base class that applies it to any generator with log-probabilities.
 
     pi_C(a|s) = pi(a|s) / Z_C(s),   Z_C(s) = sum_{a' in C(s)} pi(a'|s)            (Theorem 1)
-    grad log pi_C(a|s) = grad log pi(a|s) - grad log Z_C(s)
+    log_prob = log pi(a|s) - sum_j w_j log pi(a_j|s),   w_j = 1/l on valid a_j   (Lemma 1)
 
-Per state S candidates a_j ~ pi are drawn, l of them valid; the executed a is uniform among
-the valid ones (a sample of pi_C) and ``log_prob`` is the surrogate
+Per state S candidates a_j ~ pi, l valid; a is uniform among the valid ones (a sample of
+pi_C), and the surrogate's gradient estimates grad log pi_C (``coef="paper"``: the printed
+c = S / l^2). Invariants: given the candidates its gradient has mean zero under a ~ pi_C;
+a correction subset keeps the mean; adaptive S uses the first rung of S, 2S, ..., S_max
+with a valid candidate; none valid: candidate 0, surrogate 0. Why: benchmarks/RESULTS_iar.md.
 
-    log pi(a|s) - sum_j w_j log pi(a_j|s),   w_j = c = 1/l on the valid a_j      (Lemma 1)
-
-whose gradient estimates grad log pi_C (the ratio estimator, consistent; ``coef="paper"``
-uses the printed c = S / l^2). Invariants: given the candidates, the surrogate's gradient
-has mean zero under a ~ pi_C; a correction ``subset`` of M < S valid candidates, weighted
-c l / m, keeps that mean; adaptive S draws S_max and uses the first rung of S, 2S, ...,
-S_max holding a valid candidate; with none valid, candidate 0 is executed and the
-surrogate is 0. Derivations, the original's choices, measurements: benchmarks/RESULTS_iar.md.
-
-Example::
-
-    rej = reject(key, mask, subset=4, coef="ratio")  # mask (S,) bool
-    surrogate = rejection_surrogate(lp_a, lp_cands[rej.subset], rej.weights)
+Example: ``rej = reject(key, mask, 4, "ratio")``, then
+``rejection_surrogate(lp_a, lp_cands[rej.subset], rej.weights)``.
 """
 
 from __future__ import annotations
@@ -111,21 +101,13 @@ def rejection_surrogate(log_pi_a: jax.Array, log_pi_cands: jax.Array, weights: j
 
 
 class RejectionPolicy(Policy):
-    """A policy that samples S candidates from a generator, rejects invalid ones with the
-    env's oracle and trains with the rejection surrogate (module docstring).
-
-    Subclass hooks (per state): ``init_actor(key, obs) -> dict``, ``context(params, obs)``,
-    ``sample_actions(params, key, ctx, n) -> (n, L) int32``, ``log_probs(params, key, ctx,
-    actions (n, L), extras) -> ((n,), aux)``, ``entropy(params, ctx, a, log_pi_a) -> ()``,
-    ``mode_action(params, ctx) -> (L,)``; optional ``noise_extras(key) -> dict``.
-    ``extras`` per step: ``cand`` (M, L), ``cand_w`` (M,); metrics ``valid_rate``,
-    ``candidates_used``, ``no_valid``.
-
-    Args: ``num_candidates`` S (original 64); ``max_candidates`` S_max (0: S; original
-    128); ``rejection_coef`` ratio | paper; ``rejection_subset`` M (0: S); ``rejection``
-    auto | on | off (without an oracle S = 1 and the surrogate is plain log pi);
-    ``behaviour_log_prob`` (False: ``act`` returns 0, for A2C); ``lazy_candidates``.
-    """
+    """S candidates from a generator, invalid ones rejected by the env's oracle, trained with
+    the rejection surrogate. Hooks (per state): ``init_actor``, ``context``, ``sample_actions
+    -> (n, L) int32``, ``log_probs -> ((n,), aux)``, ``entropy``, ``mode_action -> (L,)``,
+    optional ``noise_extras``. Extras per step: ``cand`` (M, L), ``cand_w`` (M,).
+    Args: ``num_candidates`` S (orig. 64), ``max_candidates`` S_max (0: S), ``rejection_coef``
+    ratio | paper, ``rejection_subset`` M (0: S), ``rejection`` auto | on | off (no oracle:
+    S = 1, plain log pi), ``behaviour_log_prob`` (False: act returns 0), ``lazy_candidates``."""
 
     def __init__(
         self,

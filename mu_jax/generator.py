@@ -49,20 +49,12 @@ class PatchConv(nn.Module):
 
 
 class Generator(nn.Module):
-    """Maps a state image ``obs [..., H, W, C]`` to the parameters of ``n_heads`` heads.
-
-    ``action_shape`` is ``(F, K)`` for categorical heads and ``(d,)`` for continuous ones.
-    Returns a dict: ``{"logits": [..., n_heads, F, K]}``, ``{"alpha", "beta": [..., n_heads,
-    d]}`` or ``{"mean", "log_std": [..., n_heads, d]}``.
-
-    ``head_layer``: ``"dense"`` (the paper's/orig's: one dense layer from the flattened
-    features to every head parameter) or ``"spatial"`` (for states that are images of the
-    action space, our addition): every cell's features give each head a logit for that cell,
-    plus a learned per-head, per-cell bias (a head can own a region). Categorical heads use
-    these logits over the ``K = H * W`` cells directly; Gaussian heads take as mean the
-    soft-argmax ``sum_cell softmax(logits)_cell * centre(cell)``, cell ``(i, j)`` having
-    centre ``((i + 1/2) / H, (j + 1/2) / W)`` in ``[0, 1]^2`` (``MU-peaks2d``'s rendering).
-    """
+    """State image ``obs [..., H, W, C]`` -> head parameters: ``{"logits": [..., n_heads, F,
+    K]}``, ``{"alpha", "beta": [..., n_heads, d]}`` or ``{"mean", "log_std": [..., n_heads, d]}``
+    (``action_shape`` (F, K) or (d,)). ``head_layer``: ``"dense"`` (paper) or ``"spatial"``
+    (ours, for states that are images of the action space: per-cell logits plus a per-head
+    cell bias; K = H W categorical cells, or a Gaussian mean at the soft-argmax of the cell
+    centres ((i + 1/2) / H, (j + 1/2) / W))."""
 
     n_heads: int
     kind: str

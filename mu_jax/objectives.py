@@ -1,26 +1,17 @@
 """Generator objectives of Ahmad, Lelis, Bowling (NeurIPS 2020) as pure loss functions.
 
-For one state, ``q [..., m]`` holds Q(s, a_i) of the m candidates in order and
-``logp [..., m]`` holds log pi_theta^i(a_i|s); leading axes are batch axes and every loss
-is the negated batch mean (a loss to minimise). ``sg`` = stop_gradient.
+``q [..., m]``: Q(s, a_i) of the m candidates in order; ``logp [..., m]``: log pi^i(a_i|s);
+leading axes are batch axes; losses are negated batch means. Marginal utility with the
+running max M_{i-1} = max_{j<i} Q(s, a_j) held fixed (``sg``)::
 
-Marginal utility (the paper's u_MU) with the running max M_{i-1} = max_{j<i} Q(s, a_j)
-held fixed::
+    u_MU = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - sg(M_{i-1}))^+     (= max_i Q(s, a_i) in value)
 
-    u_MU = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - sg(M_{i-1}))^+
+``pathwise`` losses differentiate the utility (continuous candidates); ``score`` losses are
+REINFORCE surrogates. Theorem 1, as implemented (tested against enumeration):
+g_hat = sum_i u_i sg-weighted grad log pi^i(a_i|s), u_1 = Q(s, a_1),
+u_i = (Q(s, a_i) - M_{i-1})^+, has E[g_hat] = g_MU, the sum of semi-gradients.
 
-equals u_MAX = max_i Q(s, a_i) in value; its gradient is a sum of semi-gradients (every
-candidate that improves on those before it is pushed up). ``pathwise`` losses (continuous
-candidates) differentiate the utility itself; ``score`` losses (discrete) are surrogates
-whose gradient is a REINFORCE estimator. Theorem 1 (sampled gradient, as implemented and
-tested against enumeration): with independent a_i ~ pi^i_theta,
-
-    g_hat = sum_i u_i(a_i; sg(M_{i-1})) grad log pi^i_theta(a_i|s),   E[g_hat] = g_MU,
-    u_1 = Q(s, a_1),  u_i = (Q(s, a_i) - M_{i-1})^+                   (``mu_score_loss``)
-
-Example::
-
-    loss = score_loss("mu", q, logp)  # q, logp [B, m] -> ()
+Example: ``loss = score_loss("mu", q, logp)`` with q, logp [B, m].
 """
 
 from __future__ import annotations
@@ -88,19 +79,10 @@ def _weighted_scores(w: jax.Array, logp: jax.Array, baseline: bool) -> jax.Array
 
 
 def mu_score_loss(q: jax.Array, logp: jax.Array, estimator: str = "paper", baseline: bool = False) -> jax.Array:
-    """Negated MU surrogate whose gradient is Theorem 1's sampled gradient.
-
-    ``paper``: ``L = -mean_s sum_i sg(u_i) log pi_i(a_i | s)`` with
-    ``u_1 = Q(s,a_1)``, ``u_i = (Q(s,a_i) - max_{j<i} Q(s,a_j))^+``.
-
-    ``orig`` (the original code, ``losses.marginal_utility`` applied to
-    ``x_i = Q(s,a_i) log pi_i(a_i|s)``): ``L = -mean_s [x_1 + sum_{i>=2} (x_i -
-    sg(max_{j<i} x_j))^+]``. It is kept for comparison; it is not an estimator of the
-    paper's gradient (the running max is taken over ``Q log pi`` rather than over ``Q``).
-
-    ``baseline`` (not in the paper; ``paper`` estimator only): subtract from each ``u_i``
-    the leave-one-out batch mean of ``u_i`` (``[B, m]`` inputs), which keeps the mean.
-    """
+    """Negated MU surrogate; its gradient is Theorem 1's sampled gradient (``paper``):
+    ``L = -mean_s sum_i sg(u_i) log pi_i(a_i|s)``. ``orig`` (the original code):
+    ``-mean_s u_MU(x)`` with ``x_i = Q(s,a_i) log pi_i(a_i|s)``, not an estimator of the
+    paper's gradient. ``baseline``: subtract the leave-one-out batch mean of ``u_i``."""
     q = sg(q)
     if estimator == "paper":
         return _weighted_scores(marginal_utilities(q), logp, baseline)
