@@ -73,32 +73,36 @@ def test_soft_threshold_is_a_distrax_bijector_consistent_with_distraxs_own_compo
     with jax.enable_x64(True):
         u = 2.0 * jax.random.normal(jax.random.PRNGKey(5), (3, K), jnp.float64)
         a = jnp.array([1, 4, 0])
-        thr = SoftThreshold(a)  # a batch of 3 rows, one class each
-        assert isinstance(thr, distrax.Bijector) and thr.event_ndims_in == thr.event_ndims_out == 1
-        v, fldj = thr.forward_and_log_det(u)
-        u_back, ildj = thr.inverse_and_log_det(v)
-        np.testing.assert_allclose(np.asarray(u_back), np.asarray(u), atol=1e-9)
-        np.testing.assert_allclose(np.asarray(ildj), -np.asarray(fldj), atol=1e-12)
-        np.testing.assert_array_equal(np.asarray(thr.forward(u)), np.asarray(v))
-        np.testing.assert_allclose(np.asarray(thr.inverse_log_det_jacobian(v)), -np.asarray(fldj), atol=1e-12)
-        inv_v, inv_ld = distrax.Inverse(thr).forward_and_log_det(v)
-        np.testing.assert_allclose(np.asarray(inv_v), np.asarray(u), atol=1e-9)
-        np.testing.assert_allclose(np.asarray(inv_ld), np.asarray(ildj), atol=1e-12)
-        # rows through distrax.Block: one log-det, autodiff's log|det| of the (3K x 3K) Jacobian
-        rows = distrax.Block(thr, 1)
-        _, log_det = rows.forward_and_log_det(u)
-        jac = jax.jacfwd(lambda x: rows.forward(x.reshape(3, K)).reshape(-1))(u.reshape(-1))
-        np.testing.assert_allclose(float(log_det), np.linalg.slogdet(np.asarray(jac))[1], rtol=1e-10)
-        jac_inv = jax.jacfwd(lambda y: rows.inverse(y.reshape(3, K)).reshape(-1))(v.reshape(-1))
-        np.testing.assert_allclose(float(rows.inverse_and_log_det(v)[1]), np.linalg.slogdet(np.asarray(jac_inv))[1],
-                                   rtol=1e-10)
-        # distrax.Transformed: standard normal rows pushed through the threshold
-        base = distrax.Independent(distrax.Normal(jnp.zeros((3, K)), jnp.ones((3, K))), 1)
-        dist = distrax.Transformed(base, thr)
-        ref = stats.norm.logpdf(np.asarray(u)).sum(-1) - np.asarray(fldj)
-        np.testing.assert_allclose(np.asarray(dist.log_prob(v)), ref, rtol=1e-10)
-        sample = dist.sample(seed=jax.random.PRNGKey(6), sample_shape=(50,))  # (50, 3, K)
-        np.testing.assert_array_equal(np.argmax(np.asarray(sample), -1), np.broadcast_to(np.asarray(a), (50, 3)))
+
+        @jax.jit
+        def pieces(u):
+            thr = SoftThreshold(a)  # a batch of 3 rows, one class each
+            assert isinstance(thr, distrax.Bijector) and thr.event_ndims_in == thr.event_ndims_out == 1
+            v, fldj = thr.forward_and_log_det(u)
+            out = dict(v=v, fldj=fldj, fwd=thr.forward(u), inv=thr.inverse_and_log_det(v),
+                       ildj=thr.inverse_log_det_jacobian(v), inverse=distrax.Inverse(thr).forward_and_log_det(v))
+            rows = distrax.Block(thr, 1)  # one log-det for the (3, K) event
+            out["rows"] = rows.forward_and_log_det(u)[1], rows.inverse_and_log_det(v)[1]
+            out["jac"] = jax.jacfwd(lambda x: rows.forward(x.reshape(3, K)).reshape(-1))(u.reshape(-1))
+            out["jac_inv"] = jax.jacfwd(lambda y: rows.inverse(y.reshape(3, K)).reshape(-1))(v.reshape(-1))
+            base = distrax.Independent(distrax.Normal(jnp.zeros((3, K)), jnp.ones((3, K))), 1)
+            dist = distrax.Transformed(base, thr)  # standard normal rows pushed through the threshold
+            out["log_prob"] = dist.log_prob(v)
+            out["sample"] = dist.sample(seed=jax.random.PRNGKey(6), sample_shape=(50,))  # (50, 3, K)
+            return out
+
+        o = jax.tree.map(np.asarray, pieces(u))
+        np.testing.assert_allclose(o["inv"][0], np.asarray(u), atol=1e-9)
+        np.testing.assert_allclose(o["inv"][1], -o["fldj"], atol=1e-12)
+        np.testing.assert_array_equal(o["fwd"], o["v"])
+        np.testing.assert_allclose(o["ildj"], -o["fldj"], atol=1e-12)
+        np.testing.assert_allclose(o["inverse"][0], np.asarray(u), atol=1e-9)
+        np.testing.assert_allclose(o["inverse"][1], o["inv"][1], atol=1e-12)
+        np.testing.assert_allclose(o["rows"][0], np.linalg.slogdet(o["jac"])[1], rtol=1e-10)
+        np.testing.assert_allclose(o["rows"][1], np.linalg.slogdet(o["jac_inv"])[1], rtol=1e-10)
+        ref = stats.norm.logpdf(np.asarray(u)).sum(-1) - o["fldj"]
+        np.testing.assert_allclose(o["log_prob"], ref, rtol=1e-10)
+        np.testing.assert_array_equal(np.argmax(o["sample"], -1), np.broadcast_to(np.asarray(a), (50, 3)))
 
 
 def test_coupling_stack_is_a_distrax_chain_with_autodiff_log_det():
@@ -107,14 +111,14 @@ def test_coupling_stack_is_a_distrax_chain_with_autodiff_log_det():
     with jax.enable_x64(True):
         dim, ctx = 5, jnp.linspace(-1.0, 1.0, 3, dtype=jnp.float64)
         stack = CouplingStack(dim, num_layers=2, hidden=8, seed=3)
-        params = jax.jit(stack.init)(jax.random.PRNGKey(0), jnp.zeros(dim), ctx)
-        params = jax.tree.map(lambda x: x.astype(jnp.float64), _perturb(params, jax.random.PRNGKey(1), 0.3))
+        shapes = jax.eval_shape(stack.init, jax.random.PRNGKey(0), jnp.zeros(dim), ctx)
+        rng = np.random.default_rng(1)  # random parameters: away from the identity init
+        params = jax.tree.map(lambda x: jnp.asarray(0.3 * rng.standard_normal(x.shape), jnp.float64), shapes)
         x = jax.random.normal(jax.random.PRNGKey(2), (dim,), jnp.float64)
-
-        assert isinstance(stack.apply(params, ctx, method=lambda m, c: m.bijector(c)), distrax.Chain)
 
         @jax.jit
         def pieces(x):
+            assert isinstance(stack.apply(params, ctx, method=lambda m, c: m.bijector(c)), distrax.Chain)
             fwd = lambda z: stack.apply(params, z, ctx, method=CouplingStack.forward)
             y, ld = fwd(x)
             x_back, ild = stack.apply(params, y, ctx, method=CouplingStack.inverse)
@@ -124,6 +128,7 @@ def test_coupling_stack_is_a_distrax_chain_with_autodiff_log_det():
         np.testing.assert_allclose(float(ld), np.linalg.slogdet(np.asarray(jac))[1], rtol=1e-10)
         np.testing.assert_allclose(np.asarray(x_back), np.asarray(x), atol=1e-10)
         np.testing.assert_allclose(float(ild), -float(ld), rtol=1e-10)
+        assert abs(float(ld)) > 0.1  # the random parameters make the map far from volume-preserving
 
 
 # ------------------------------------------------------------------ flows: change of variables

@@ -36,9 +36,11 @@ N = 256  # states x actions per case (the score check's sample size)
 DIRECTIONS = 4  # random directions the score is projected on
 Z = 4.0  # tolerance of the score check, in standard errors
 SMALL = dict(encoder_hidden=(16,), critic_hidden=(16,))
-# Compile-heavy cases (20-70 s each on 2 loaded cores): their own test files check act against
-# evaluate in CI (test_paspo_policy, test_paspo_baselines, test_iar_policy, test_iar_rejection).
-SLOW = {"paspo", "lagrangian", "projection", "iar", "ar"}
+# CI runs one policy per package family (ppo_jax x2, iar_jax's rejection, safe_jax); the
+# others compile 20-100 s each on 2 loaded cores and run with -m slow. Their act/evaluate
+# agreement is also checked in CI by their own files (test_paspo_policy, test_paspo_baselines,
+# test_iar_policy, test_iar_rejection).
+SLOW = {"paspo", "dirichlet", "lagrangian", "projection", "iar", "mask", "ar"}
 # PASPO's evaluate recovers the Beta position u = (a - lo) / (hi - lo) from the stored action;
 # on a narrow interval float32 loses ~1e-3 of the log-density there (1 of 256 samples here).
 LOG_PROB_ATOL = {"paspo": 2e-3}
