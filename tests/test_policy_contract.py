@@ -1,10 +1,10 @@
 """The Policy contract (``ppo_jax.policy``), checked on every policy of the project.
 
-For each case of :func:`policy_cases` one compiled program draws actions for a batch of
-reset states and checks:
+For each case of :func:`policy_cases`, at random parameters of ``init``'s structure, one
+compiled program draws actions for a batch of reset states and checks:
 
-* ``act`` and ``evaluate`` run under ``jit`` and ``vmap`` (the engine's ``in_axes``) and
-  row 0 of the batch equals an unbatched call on the same inputs;
+* ``act`` and ``evaluate`` run under ``jit`` and ``vmap`` (the engine's ``in_axes``) with
+  one scalar log-prob and value per sample and actions of the env's action shape;
 * ``evaluate`` at the unchanged parameters reproduces ``act``'s ``log_prob`` (the PPO
   ratio starts at 1) with a finite value and entropy;
 * the gradient of PPO's loss (``ppo_jax.losses.ppo_loss`` + the policy's ``extra_loss``)
