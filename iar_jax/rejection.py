@@ -2,7 +2,7 @@
 policy base class that applies it to any generator with log-probabilities.
 
     pi_C(a|s) = pi(a|s) / Z_C(s),   Z_C(s) = sum_{a' in C(s)} pi(a'|s)            (Theorem 1)
-    log_prob = log pi(a|s) - sum_j w_j log pi(a_j|s),   w_j = 1/l on valid a_j   (Lemma 1)
+    log_prob = log pi(a|s) - sum_j w_j log pi(a_j|s),   w_j = 1/l on valid a_j   (Lemma 1's ratio)
 
 Per state S candidates a_j ~ pi, l valid; a is uniform among the valid ones (a sample of
 pi_C), and the surrogate's gradient estimates grad log pi_C (``coef="paper"``: the printed
