@@ -1,18 +1,16 @@
-"""Baselines of the IAR paper's experiments, as ``ppo_jax`` policies on the same engine.
+"""Baselines of the IAR paper's experiments (seed Sec. 5) as ``ppo_jax`` policies.
 
-- ``MaskPolicy`` (MASK): one categorical over all K^L joint actions whose invalid entries
-  are masked out with the environment's oracle (``valid_mask`` over ``all_actions``) before
-  sampling; the mask is stored per step, so log-probabilities and the (exact) entropy are
-  those of the masked distribution. Feasible only where K^L is small (ERA: at most 1000).
-- ``FactoredPolicy`` (Factored + IAR): independent categoricals per dimension,
-  pi(a|s) = prod_l pi_l(a_l|s), with invalid-action rejection (``iar_jax.rejection``).
-- ``ARPolicy`` (AR + IAR): autoregressive categoricals, pi(a|s) = prod_l pi_l(a_l | s, a_<l)
-  (head l sees the state's context and the one-hots of a_<l), with invalid-action rejection.
+- ``MaskPolicy`` (MASK): one categorical over the K^L joint actions, invalid ones masked
+  with the env's oracle (mask stored per step); exact log-prob and entropy; K^L <= ~1000.
+- ``FactoredPolicy`` (Factored + IAR): pi(a|s) = prod_l pi_l(a_l|s) with rejection.
+- ``ARPolicy`` (AR + IAR): pi(a|s) = prod_l pi_l(a_l|s, a_<l) with rejection.
 
-Log-probabilities are exact for all three. Entropy: MASK exact (masked distribution);
-Factored exact for the unmasked generator pi (sum of per-dimension entropies); AR the
-chain-rule estimate sum_l H(pi_l(. | s, a_<l)) along the executed action (unbiased for
-a ~ pi; here a ~ pi restricted to valid actions).
+Log-probs are exact. Entropy: MASK exact; Factored exact for the unmasked pi; AR the
+chain-rule estimate sum_l H(pi_l(.|s, a_<l)) along the executed action.
+
+Example::
+
+    pol = FactoredPolicy(env, env_params, num_candidates=32)  # env: ERA-v1
 """
 
 from __future__ import annotations

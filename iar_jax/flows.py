@@ -1,34 +1,20 @@
-"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3 and App. A).
+"""Conditional normalizing flows of IAR's argmax-flow policy (seed Sec. 3, App. A) on distrax.
 
-Generator p(u | s) over u in R^{L x K}, flattened to D = L K (row l = the K scores of
-action dimension l; the action is ``a_l = argmax_k u_{l,k}``):
+Generator p(u|s), u in R^D (D = L K; row l = the K scores of action dimension l):
 
-    z ~ N(mu(c), diag sigma(c)^2)                      conditional Gaussian base
-    u = f_T o ... o f_1 (z; c),  f_i = P_i o C_i(.; c) o A_i
-    log p(u | s) = log N(z; mu, sigma) - sum_i log |det df_i/dx|
+    z ~ N(mu(c), diag sigma(c)^2),   u = f(z; c),   f = Chain([perm, coupling, ActNorm] x T)
+    log p(u|s) = log N(z; mu, sigma) - log |det df/dz|
 
-with ``c`` the state's context vector, ``A_i`` ActNorm (per-coordinate affine),
-``C_i`` a conditional affine coupling layer (RealNVP: the first half of the coordinates,
-with ``c``, sets a log-scale and a shift for the second half) and ``P_i`` a fixed
-permutation. Paper defaults: 4 layers, hidden width 128, context 64.
+Posterior q(u|a, s) (App. A.3): a Gaussian on (c, one-hot a), optional couplings, then the
+row-wise ``SoftThreshold`` (argmax v_l = a_l). Invariant: an untrained flow is its Gaussian
+base. ``normal_log_prob`` is ours (in log sigma; distrax's Normal takes sigma).
 
-Posterior q(u | a, s) (App. A.3): a conditional Gaussian in R^D whose context is
-(c, one-hot a), optionally followed by coupling layers (the original: 2), then the
-row-wise soft threshold (``iar_jax.soft_threshold``) so that every sample ``v`` has
-``argmax v_l = a_l``:
-
-    log q(v | a, s) = log N(eps) - sum log sigma - sum_i log|det C_i| - log|det threshold|.
-
-Choices of ours (the original code is not copied): ActNorm starts at the identity instead
-of Glow's data-dependent initialisation (there is no data batch at ``init``), and the
-last layer of every coupling network starts at zero, so an untrained flow is exactly its
-conditional Gaussian base. Log-scales (coupling and ActNorm) are soft-clamped to
-``+-scale_clamp`` = 3 with a tanh and the Gaussians' log-std clipped to [-5, 2], so no
-parameter drift can make densities overflow float32.
+Example: ``u, log_p = flow.apply(params, eps, ctx, method=ConditionalFlow.sample)``, eps (D,).
 """
 
 from __future__ import annotations
 
+import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -47,8 +33,8 @@ def normal_log_prob(x: jax.Array, mu: jax.Array, log_sigma: jax.Array) -> jax.Ar
 
 
 class ActNorm(nn.Module):
-    """y = x * exp(s) + bias per coordinate; log|det| = sum(s), with the log-scale
-    s = scale_clamp * tanh(raw / scale_clamp) soft-clamped like the couplings'."""
+    """Glow's ActNorm (Kingma & Dhariwal 2018, Table 1): ``y = x exp(s) + bias`` on x (..., dim),
+    ``s`` soft-clamped to +-``scale_clamp``, log|det| = sum(s); ``distrax.Block(ScalarAffine)``."""
 
     dim: int
     scale_clamp: float = 3.0
@@ -57,22 +43,20 @@ class ActNorm(nn.Module):
         self.log_scale_raw = self.param("log_scale", nn.initializers.zeros, (self.dim,))
         self.bias = self.param("bias", nn.initializers.zeros, (self.dim,))
 
-    def _log_scale(self):
-        return self.scale_clamp * jnp.tanh(self.log_scale_raw / self.scale_clamp)
+    def bijector(self) -> distrax.Bijector:
+        s = self.scale_clamp * jnp.tanh(self.log_scale_raw / self.scale_clamp)
+        return distrax.Block(distrax.ScalarAffine(shift=self.bias, log_scale=s), 1)
 
     def forward(self, x):
-        s = self._log_scale()
-        return x * jnp.exp(s) + self.bias, jnp.sum(s)
+        return self.bijector().forward_and_log_det(x)
 
     def inverse(self, y):
-        s = self._log_scale()
-        return (y - self.bias) * jnp.exp(-s), -jnp.sum(s)
+        return self.bijector().inverse_and_log_det(y)
 
 
 class AffineCoupling(nn.Module):
-    """Conditional affine coupling (RealNVP, Dinh et al. 2017, Eq. 4-6):
-    ``y_1 = x_1``, ``y_2 = x_2 * exp(s(x_1, c)) + t(x_1, c)``; log|det| = sum(s).
-    ``x_1`` = the first ``dim // 2`` coordinates."""
+    """RealNVP coupling (Dinh et al. 2017, Eq. 4-6) as a ``distrax.SplitCoupling`` on x (dim,):
+    ``y_2 = x_2 exp(s(x_1, c)) + t(x_1, c)``, x_1 = x[:dim // 2], log|det| = sum(s)."""
 
     dim: int
     hidden: int
@@ -86,11 +70,11 @@ class AffineCoupling(nn.Module):
         self.out = nn.Dense(2 * d2, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
 
     def _shift_scale(self, x1, ctx, split=True):
-        if ctx is None:  # unconditional coupling
+        """(log_s, t) for x_1 (d1,); ``ctx`` None: unconditional. ``split``: h1([x_1, c]) =
+        x_1 W_x + (c W_c + b), the bracket computed once per context under ``vmap``."""
+        if ctx is None:
             h = self.h1(x1)
         elif split and not self.is_initializing():
-            # h1([x1, c]) = x1 W_x + (c W_c + b): the bracket does not depend on x1, so under
-            # ``vmap`` over samples of one context it is computed once (not per sample).
             w, b = self.h1.variables["params"]["kernel"], self.h1.variables["params"]["bias"]
             h = x1 @ w[: x1.shape[0]] + (ctx @ w[x1.shape[0] :] + b)
         else:
@@ -100,15 +84,27 @@ class AffineCoupling(nn.Module):
         log_s = self.scale_clamp * jnp.tanh(log_s / self.scale_clamp)
         return log_s, t
 
+    def bijector(self, ctx, split=True) -> distrax.Bijector:
+        return distrax.SplitCoupling(
+            self.d1, 1, lambda x1: self._shift_scale(x1, ctx, split),
+            lambda p: distrax.ScalarAffine(shift=p[1], log_scale=p[0]),
+        )
+
     def forward(self, x, ctx, split=True):
-        x1, x2 = x[: self.d1], x[self.d1 :]
-        log_s, t = self._shift_scale(x1, ctx, split)
-        return jnp.concatenate([x1, x2 * jnp.exp(log_s) + t]), jnp.sum(log_s)
+        return self.bijector(ctx, split).forward_and_log_det(x)
 
     def inverse(self, y, ctx, split=True):
-        y1, y2 = y[: self.d1], y[self.d1 :]
-        log_s, t = self._shift_scale(y1, ctx, split)
-        return jnp.concatenate([y1, (y2 - t) * jnp.exp(-log_s)]), -jnp.sum(log_s)
+        return self.bijector(ctx, split).inverse_and_log_det(y)
+
+
+def permutation(perm: np.ndarray) -> distrax.Bijector:
+    """``x -> x[..., perm]`` (log-det 0) as a ``distrax.Lambda`` (distrax has no permutation bijector)."""
+    perm = np.asarray(perm)
+    inv = np.argsort(perm)
+    zero = lambda x: jnp.zeros(x.shape[:-1], x.dtype)
+    return distrax.Lambda(forward=lambda x: x[..., perm], inverse=lambda y: y[..., inv],
+                          forward_log_det_jacobian=zero, inverse_log_det_jacobian=zero,
+                          event_ndims_in=1, event_ndims_out=1, is_constant_jacobian=True)
 
 
 def _permutations(dim: int, num_layers: int, seed: int) -> list[np.ndarray]:
@@ -118,7 +114,8 @@ def _permutations(dim: int, num_layers: int, seed: int) -> list[np.ndarray]:
 
 
 class CouplingStack(nn.Module):
-    """``num_layers`` blocks ActNorm -> conditional coupling -> permutation (a bijection of R^D)."""
+    """``num_layers`` blocks ActNorm -> conditional coupling -> fixed permutation, a
+    ``distrax.Chain`` on x (dim,); 0 layers: the identity (log-det 0)."""
 
     dim: int
     num_layers: int
@@ -131,32 +128,25 @@ class CouplingStack(nn.Module):
             raise ValueError(f"coupling layers need at least 2 coordinates, got D = {self.dim}")
         self.norms = [ActNorm(self.dim) for _ in range(self.num_layers)] if self.actnorm else []
         self.couplings = [AffineCoupling(self.dim, self.hidden) for _ in range(self.num_layers)]
-        perms = _permutations(self.dim, self.num_layers, self.seed)
-        self.perms = [jnp.asarray(p) for p in perms]
-        self.inv_perms = [jnp.asarray(np.argsort(p)) for p in perms]
+        self.perms = _permutations(self.dim, self.num_layers, self.seed)
 
-    def forward(self, x, ctx, split=True):
-        """``ctx`` None: unconditional couplings. ``split``: see ``AffineCoupling._shift_scale``."""
-        log_det = jnp.zeros(())
+    def bijector(self, ctx, split=True) -> distrax.Bijector | None:
+        """The stack as one ``distrax.Chain`` (None for 0 layers). ``ctx`` None: unconditional
+        couplings; ``split``: see ``AffineCoupling._shift_scale``."""
+        layers = []  # in order of application; Chain applies its list last to first
         for i in range(self.num_layers):
             if self.actnorm:
-                x, ld = self.norms[i].forward(x)
-                log_det += ld
-            x, ld = self.couplings[i].forward(x, ctx, split)
-            log_det += ld
-            x = x[self.perms[i]]
-        return x, log_det
+                layers.append(self.norms[i].bijector())
+            layers += [self.couplings[i].bijector(ctx, split), permutation(self.perms[i])]
+        return distrax.Chain(layers[::-1]) if layers else None
+
+    def forward(self, x, ctx, split=True):
+        chain = self.bijector(ctx, split)
+        return (x, jnp.zeros(())) if chain is None else chain.forward_and_log_det(x)
 
     def inverse(self, y, ctx, split=True):
-        log_det = jnp.zeros(())
-        for i in reversed(range(self.num_layers)):
-            y = y[self.inv_perms[i]]
-            y, ld = self.couplings[i].inverse(y, ctx, split)
-            log_det += ld
-            if self.actnorm:
-                y, ld = self.norms[i].inverse(y)
-                log_det += ld
-        return y, log_det
+        chain = self.bijector(ctx, split)
+        return (y, jnp.zeros(())) if chain is None else chain.inverse_and_log_det(y)
 
     def __call__(self, x, ctx):
         y, _ = self.forward(x, ctx)

@@ -1,73 +1,17 @@
-"""IAR's argmax-flow policy (Chen et al., NeurIPS 2023; seed Sec. 3-4, App. A) as a
-``ppo_jax`` policy.
+"""IAR's argmax-flow policy (Chen et al., NeurIPS 2023; seed Sec. 3-4, App. A) on the PPO engine.
 
-Generator: u ~ p(u | s), a conditional normalizing flow over R^{L x K}
-(``iar_jax.flows.ConditionalFlow``), action ``a_l = argmax_k u_{l,k}``. The probability of an
-action, p(a|s) = P(argmax u = a), has no closed form; it is estimated from N samples
-v_i ~ q(. | a, s) of the posterior (``ConditionalPosterior``, soft-thresholded so that
-argmax v = a) with log w_i = log p(v_i | s) - log q(v_i | a, s):
+Generator u ~ p(u|s) (``ConditionalFlow``), action a_l = argmax_k u_{l,k}; with N samples
+v_i ~ q(.|a, s) (``ConditionalPosterior``), log w_i = log p(v_i|s) - log q(v_i|a, s):
 
-    ELBO  = (1/N) sum_i log w_i                       <= log p(a|s)   (Jensen)
-    CUBO  = 1/2 log (1/N) sum_i w_i^2                 >= log p(a|s)   (chi^2 bound, N -> inf)
-    log pi(a|s) ~= alpha ELBO + (1 - alpha) CUBO       (the sandwich; seed Table A.1)
+    ELBO = mean_i log w_i  <=  log pi(a|s)  <=  CUBO = 1/2 log mean_i w_i^2   (N -> inf)
+    log pi(a|s) ~= alpha ELBO + (1 - alpha) CUBO                              (seed Table A.1)
 
-``alpha_mode``: ``"static"`` (alpha = ``alpha_init``, 0.5), ``"trainable"`` (one scalar,
-sigmoid of a parameter) or ``"adaptive"`` (a small network of (ELBO, CUBO), per action).
-The original code builds the adaptive network but never hands it to an optimizer, so its
-alpha stays at its initial value; ours learns. Training signal (``alpha_objective``):
-``"calibration"`` (default, our design: the paper states no objective for alpha) fits the
-sandwich of N samples to the importance-weighted estimate log mean_j w_j of
-``alpha_target_samples`` samples, a tighter estimate of log p(a|s) that converges to it as
-that number grows (ELBO_N <= IWAE_N <= CUBO_N, so an alpha in [0, 1] can match it);
-``"policy"`` lets the policy-gradient loss move alpha, as any parameter of the policy loss.
+``log_prob`` is this sandwich inside ``iar_jax.rejection``'s surrogate; ``extra_loss`` fits
+the posterior (ELBO) and alpha. Invariants: the policy gradient trains the generator only
+(unless ``pg_posterior``); with ``common_noise`` the PPO ratio starts at exactly 1.
+Reasons and costs of the options: benchmarks/RESULTS_iar.md.
 
-Gradients: the policy-gradient surrogate trains the generator (flow, encoder) only: the
-posterior enters it with stopped gradients (otherwise the loss could move the estimate of
-log pi instead of pi). ``extra_loss`` maximises the ELBO of (state, action) pairs
-(``elbo_pairs="generator"``: a fresh action a ~ p(.|s) for each stored state, what the
-original does between rollouts; ``"rollout"``: the executed actions) with respect to the
-posterior and, with ``elbo_trains_generator`` (default), the generator too, as the original
-trains its flow on that ELBO. Why that does not bias the policy: ELBO(a) = log p(a|s) -
-KL(q(u|a,s) || p(u|a,s)), and for a drawn from the generator itself
-E_a[grad log p(a|s)] = sum_a grad p(a|s) = 0, so in expectation the generator's gradient
-only shrinks the KL: it pulls p(u|a,s) towards the posterior along the directions of u that
-do not change the action (the argmax ignores them), which keeps the estimate tight while
-the policy gradient moves the generator. Without it (``False``) those directions receive
-only the policy gradient's noise and the posterior lags; in our CartPole runs that ended
-in exploding log-weights. With ``"rollout"`` pairs (a ~ pi_C, not p) the generator term
-is not zero-mean: it adds maximum likelihood of the executed actions.
-
-Common random numbers (``common_noise=True``): ``act`` stores a 32-bit seed per step and
-``act``/``evaluate`` draw the posterior noise from it, so at unchanged parameters the
-estimate is reproduced exactly and the PPO ratio starts at 1 (with fresh noise it would be
-exp(estimator noise)). Invalid-action rejection, its coefficients and the fallback are
-``iar_jax.rejection``'s.
-
-Cost (issue 21; measured in ``benchmarks/RESULTS_iar.md``). What the estimator computes is
-unchanged by these; how much of it is computed is not:
-
-- ``split_context`` (default on, exact): a coupling's first layer on [x_1, c] is
-  x_1 W_x + (c W_c + b); the bracket is computed once per state (generator) or per action
-  (posterior) instead of once per posterior sample (``tests/test_iar_cost.py``: the same
-  numbers and gradients in float64 on the same keys).
-- ``lazy_candidates`` (default on, exact): the S_max candidates' noise is drawn, but only the
-  first S go through the generator, more only while a state has no valid one
-  (``RejectionPolicy._draw_candidates``): the same candidates, rejection and estimates.
-- ``elbo_grad_samples`` g: the ELBO term's gradient from g of the ``alpha_target_samples``
-  samples (the others forward only, for alpha's calibration target): the same values, the
-  same expected gradient (mean of g i.i.d. per-sample gradients instead of all of them).
-- ``posterior_hidden`` / ``posterior_conditional``: the original's posterior (couplings of
-  hidden 64 that do not see the context) instead of hidden-128 conditional couplings: a
-  different q, still a valid proposal (the bounds and the sandwich keep their meaning).
-- ``pg_posterior``: the original lets the policy gradient reach the posterior (one optimizer
-  over all parameters); ours stops it (default). With it, the posterior's context is not
-  stopped either.
-- ``alpha_objective="none"``: alpha's parameters are never trained (the original's network
-  stays at its initialisation); ours starts every alpha at ``alpha_init``.
-
-Entropy: the one-sample estimate -log pi(a|s) with the score-function gradient
-(``score_function_entropy``); a is a sample of pi restricted to valid actions, so this is an
-estimate for pi_C's support only. IAR's settings use ent_coef = 0.
+Example: ``out = pol.act(pol.init(key, obs), key, obs, env_state, env_params)``, out.action (L,).
 """
 
 from __future__ import annotations
@@ -104,14 +48,14 @@ class AlphaNet(nn.Module):
 
 
 class IARPolicy(RejectionPolicy):
-    """The flow policy with sandwich log-probabilities and invalid-action rejection.
+    """The flow policy; params ``encoder``, ``flow``, ``posterior``, ``alpha``, ``critic``.
+    Options: ``num_posterior_samples`` N; ``alpha_mode`` static | trainable | adaptive,
+    ``alpha_init``, ``alpha_objective`` calibration | policy | none, ``alpha_target_samples``;
+    ``elbo_pairs`` generator | rollout, ``elbo_trains_generator``, ``elbo_grad_samples``;
+    ``pg_posterior``; networks ``flow_layers`` / ``flow_hidden`` (paper 4 / 128),
+    ``context_dim``, ``encoder`` mlp | gcn, ``posterior_*``; rejection: ``RejectionPolicy``."""
 
-    Parameters (pytree): ``encoder`` (obs -> context), ``flow`` (generator), ``posterior``,
-    ``alpha`` (a scalar logit for static/trainable, the network for adaptive; the static
-    one is never trained), ``critic``. See the module docstring for the estimator and
-    ``RejectionPolicy`` for the rejection options (``num_candidates`` S, ``rejection_coef``,
-    ``rejection_subset``, ``rejection``, ``behaviour_log_prob``, ``critic_hidden``).
-    """
+    log_prob_exact = False  # log_prob is the sandwich estimate, not log pi (tests/test_policy_contract.py)
 
     def __init__(
         self,
@@ -307,9 +251,8 @@ class IARPolicy(RejectionPolicy):
 
     # -- the flow's own training terms -----------------------------------------------------
     def extra_loss(self, params, key, batch: Batch):
-        """-elbo_coef * ELBO of (state, action) pairs (trains the posterior) + alpha_coef *
-        calibration loss of alpha (module docstring). Metrics: ``iar/elbo``, ``iar/cubo``,
-        ``iar/iwae`` (N-sample figures on these pairs), ``iar/alpha``, ``iar/alpha_loss``."""
+        """-elbo_coef * ELBO of (state, action) pairs + alpha_coef * (sandwich - IWAE target)^2
+        -> (scalar, metrics ``iar/elbo``, ``iar/cubo``, ``iar/iwae``, ``iar/alpha``, ...)."""
         lay = self.layout
         obs = batch.obs.reshape(batch.obs.shape[0], -1).astype(jnp.float32)
         num = obs.shape[0]

@@ -1,58 +1,17 @@
-"""Invalid action rejection (IAR seed, Theorem 1 and Lemma 1) and the policy base class that
-applies it to any sampler with log-probabilities (the flow policy, Factored, AR).
-
-The executed policy is the generator pi(.|s) restricted to the valid set C(s):
+"""Invalid-action rejection (IAR seed, Theorem 1, Lemma 1; App. A.1-A.2, Eq. 8-11) and the
+policy base class that applies it to any generator with log-probabilities.
 
     pi_C(a|s) = pi(a|s) / Z_C(s),   Z_C(s) = sum_{a' in C(s)} pi(a'|s)            (Theorem 1)
-    grad log pi_C(a|s) = grad log pi(a|s) - grad log Z_C(s),
-    grad log Z_C(s) = E_{a' ~ pi}[1_C(a') grad log pi(a'|s)] / P_pi(C | s).
+    log_prob = log pi(a|s) - sum_j w_j log pi(a_j|s),   w_j = 1/l on valid a_j   (Lemma 1's ratio)
 
-Per state we draw S candidates a_1..a_S ~ pi, keep the l valid ones, execute one of them
-uniformly (a sample of pi_C), and estimate grad log Z_C with the same candidates:
+Per state S candidates a_j ~ pi, l valid; a is uniform among the valid ones (a sample of
+pi_C), and the surrogate's gradient estimates grad log pi_C (``coef="paper"``: the printed
+c = S / l^2). Invariants: given the candidates its gradient has mean zero under a ~ pi_C;
+a correction subset keeps the mean; adaptive S uses the first rung of S, 2S, ..., S_max
+with a valid candidate; none valid: candidate 0, surrogate 0. Why: benchmarks/RESULTS_iar.md.
 
-    numerator   (1/S) sum_{valid j} grad log pi(a_j|s)
-    denominator l / S                           (the valid fraction estimates P_pi(C|s))
-    ratio       (1/l) sum_{valid j} grad log pi(a_j|s)                       c = 1/l
-
-The ratio estimator is consistent (bias O(1/S)). The paper's Lemma 1 as printed, and the
-original code, use the coefficient c = S / l^2 instead, which is the ratio estimator
-multiplied by S / l, i.e. grad log Z_C / P_pi(C|s) in the limit: it over-weights the
-correction by 1/P(C) (x5 at a 20% valid rate). We default to c = 1/l
-(``coef="ratio"``) and offer ``coef="paper"``; ``tests/test_iar_rejection.py`` shows the
-first matches the exact gradient as S grows and the second does not.
-
-The loss is -A [log pi(a|s) - c sum_{valid j} log pi(a_j|s)]: the policy returns, as its
-``log_prob``, the surrogate ``log pi(a|s) - sum_j w_j log pi(a_j|s)`` so the engine's A2C
-loss (-A log_prob) or PPO ratio exp(log_prob - old) carries this gradient.
-
-Speed option (``subset`` M < S): the correction uses m = min(M, l) valid candidates drawn
-uniformly without replacement, each with weight c l / m. Given the candidates this has the
-same expectation as the full sum (so the estimator stays consistent); only M log-probs per
-state are evaluated instead of S. The executed action is drawn independently of the subset.
-
-Adaptive S (``max_candidates`` S_max > S): the original starts at S = 64 candidates and
-doubles S (cap 128) when a state has no valid sample. Shapes are static under ``jit``, so
-we draw S_max candidates per state and, per state, use the first S_k of them, S_k the
-first rung of the ladder S, 2S, 4S, ..., S_max that holds a valid candidate
-(:func:`candidates_used`); candidates past S_k count as not drawn (``valid_rate`` = l / S_k,
-``paper``'s coefficient uses S_k). This is the original's doubling rule applied per state
-(the original re-draws all 2S candidates; the first S of ours are the ones already found
-invalid, which changes nothing for the valid ones: given the validity pattern they are
-i.i.d. draws of pi_C, so the executed action is a sample of pi_C and c = 1/l stays
-consistent). Compute: with ``lazy_candidates`` (default) the noise of all S_max
-candidates is drawn but the generator maps only the first S, then further rounds of
-gcd(S, S_max) only while a state's prefix is not a rung holding a valid candidate (a
-``while_loop``; under ``vmap`` a round runs for the batch when any state needs it), so a
-step costs S generator passes when no state doubles; the candidates, S_k and the rejection
-are those of mapping all S_max (``RejectionPolicy._draw_candidates``). The correction set
-holds at most ``subset`` (default S, not S_max) candidates, so doubling does not grow the loss.
-
-No valid candidate (l = 0 among all S_max): the original doubles S up to 128 and
-then marks a random invalid sample valid. We execute candidate 0 (a plain sample of pi,
-almost surely invalid: the environment then applies its invalid-action rule), treat it as
-the one valid candidate (l = 1, the original's last resort) and count the state in the
-metric ``no_valid``. With c = 1/l its surrogate is log pi(a) - log pi(a) = 0: no gradient
-from that step, and no way to learn from it; with c = S/l^2 it is (1 - S) log pi(a).
+Example: ``rej = reject(key, mask, 4, "ratio")``, then
+``rejection_surrogate(lp_a, lp_cands[rej.subset], rej.weights)``.
 """
 
 from __future__ import annotations
@@ -143,29 +102,13 @@ def rejection_surrogate(log_pi_a: jax.Array, log_pi_cands: jax.Array, weights: j
 
 
 class RejectionPolicy(Policy):
-    """A ``ppo_jax`` policy that samples S candidates from a generator, rejects invalid
-    ones with the environment's oracle and trains with the rejection surrogate.
-
-    Subclasses provide the generator through five hooks (all per state):
-    ``init_actor(key, obs) -> dict``, ``context(params, obs)``,
-    ``sample_actions(params, key, ctx, n) -> (n, L) int32``,
-    ``log_probs(params, key, ctx, actions (n, L), extras) -> ((n,) log pi, aux dict)``,
-    ``entropy(params, ctx, a, log_pi_a) -> ()`` and ``mode_action(params, ctx) -> (L,)``;
-    optionally ``noise_extras(key) -> dict`` (stored per step, handed to ``log_probs``).
-
-    ``extras`` per step: ``cand`` (M, L) int32 correction candidates, ``cand_w`` (M,)
-    their weights, plus the subclass's. ``metrics`` per step: ``valid_rate`` (l / S_k),
-    ``candidates_used`` (S_k) and ``no_valid`` (1.0 when the fallback was used).
-
-    ``num_candidates`` S (original: 64) and ``max_candidates`` S_max (0: = S, no doubling;
-    128: the original's cap): S_max are drawn, the first S_k are used (adaptive S, module
-    docstring). ``rejection_subset`` M (0: S) bounds the correction set.
-
-    Without constraints (no oracle, or ``constrained = False``; ``rejection="auto"``), S is
-    1 and the correction term is dropped: the surrogate is plain log pi(a|s).
-    ``behaviour_log_prob=False`` skips the log-probability in ``act`` (returns 0): the
-    engine's A2C loss (``clip_eps=None``) never reads it, only its ``approx_kl`` metric does.
-    """
+    """S candidates from a generator, invalid ones rejected by the env's oracle, trained with
+    the rejection surrogate. Hooks (per state): ``init_actor``, ``context``, ``sample_actions
+    -> (n, L) int32``, ``log_probs -> ((n,), aux)``, ``entropy``, ``mode_action -> (L,)``,
+    optional ``noise_extras``. Extras per step: ``cand`` (M, L), ``cand_w`` (M,).
+    Args: ``num_candidates`` S (orig. 64), ``max_candidates`` S_max (0: S), ``rejection_coef``
+    ratio | paper, ``rejection_subset`` M (0: S), ``rejection`` auto | on | off (no oracle:
+    S = 1, plain log pi), ``behaviour_log_prob`` (False: act returns 0), ``lazy_candidates``."""
 
     def __init__(
         self,
@@ -243,14 +186,9 @@ class RejectionPolicy(Policy):
     actions_from_noise = None
 
     def _draw_candidates(self, params, key, ctx, env_state, env_params):
-        """(S_max candidates (S_max, L), validity mask (S_max,)). Eager: all S_max drawn and
-        checked. Lazy (``lazy_candidates`` and the two noise hooks): the noise of all S_max is
-        drawn, but the generator maps only the first S and then chunks of gcd(S, S_max) while
-        the prefix drawn so far is not a rung of the ladder holding a valid candidate (a
-        ``while_loop``; under ``vmap`` it runs as long as any state of the batch needs it).
-        Candidates not mapped are zeros and marked invalid; they lie past the rung S_k of
-        :func:`candidates_used`, so S_k, the executed action, the correction set and its
-        weights equal the eager ones on the same key."""
+        """(candidates (S_max, L), validity mask (S_max,)). Lazy: all S_max noises drawn, the
+        generator maps the first S, then chunks of gcd(S, S_max) while no rung holds a valid
+        candidate; unmapped ones are zeros, invalid, past S_k, so the result equals the eager one."""
         s0, cap = self.num_candidates, self.max_candidates
         lazy = self.lazy_candidates and self.candidate_noise is not None and cap > s0
         if not lazy:

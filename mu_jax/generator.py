@@ -1,50 +1,40 @@
-"""The candidate-action generator g_theta(s) = (a_1, ..., a_m), a_i ~ pi_theta^i(. | s).
+"""The candidate-action generator g_theta(s) = (a_1, ..., a_m), a_i ~ pi_theta^i(.|s)
+(Ahmad et al. 2020, Sec. 4): a convolutional torso and one policy head per candidate.
 
-One network, one policy head per candidate (Ahmad et al. 2020, Sec. 4): a convolutional
-torso over the state image (orig: two 3x3 convolutions with 32 channels) and a dense layer
-that outputs the parameters of every head. Three head families:
+Heads (``heads(kind, dist)``, a distrax distribution of batch shape [m]):
 
-* ``categorical`` (discrete, e.g. the location game): per candidate ``F`` factors (the
-  facilities), each a categorical over ``K`` values (the cells); an action is ``int [F]``.
+* ``categorical``: F factors of K values per candidate, ``int [m, F]``;
   ``log pi_i(a) = sum_f log softmax(logits_{i,f})[a_f]``.
-* ``beta`` (continuous, actions in ``[0, 1]^d``): per candidate and dimension a Beta with
-  concentrations ``1 + softplus(.)`` (so every head is unimodal).
-* ``gaussian`` (continuous): mean ``sigmoid(.)`` and a learned, state-independent log std per
-  candidate and dimension; the environment clips actions to its box.
+* ``beta``: actions in [0, 1]^d, concentrations ``1 + softplus(.)`` (unimodal heads).
+* ``gaussian``: mean ``sigmoid(.)``, learned state-independent log std; envs clip.
 
-The plain-policy baseline uses ``n_heads = 1`` and draws all m candidates i.i.d. from it
-(``expand_heads``).
+The plain-policy baseline has one head broadcast to m i.i.d. candidates (``expand_heads``).
+Every function acts on one state's head parameters (leading axis = heads); vmap over
+states. Differences from the original code: benchmarks/RESULTS_mu.md.
 
-Orig differences (zfahmad/competition ``networks.py``): its convolutions have no activation
-and each facility's head is one softmax over all ``m * K`` outputs jointly (so a candidate's
-probabilities do not sum to one); we use ReLU between layers and one normalised categorical
-per candidate and facility, which is what the paper describes (one policy per candidate).
+Example::
 
-Every function below works on one state's head parameters (leading axis = heads); vmap over
-states.
+    dist = Generator(8, "categorical", (2, 100)).apply(params, obs)  # obs [H, W, C]
+    a = sample(key, "categorical", dist)                              # int32 [8, 2]
 """
 
 from __future__ import annotations
 
 import math
+
+import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.scipy.stats import beta as beta_dist
-from jax.scipy.stats import norm
 
 HEAD_KINDS = ("categorical", "beta", "gaussian")
 Dist = dict[str, jax.Array]
 
 
 class PatchConv(nn.Module):
-    """3x3 "SAME" convolution (stride 1) written as patches @ kernel (im2col).
-
-    Computes what ``nn.Conv(features, (3, 3), padding="SAME")`` computes, with the same
-    ``kernel [3, 3, C, features]`` and ``bias`` parameters. Reason: XLA:CPU compiles the
-    kernel gradient of a convolution inside ``lax.scan`` (``Trainer.run``) about 20x slower
-    than outside; as a matrix product it is as fast inside as outside.
-    """
+    """``nn.Conv(features, (3, 3), padding="SAME")`` (same ``kernel [3, 3, C, features]``
+    and ``bias``) as patches @ kernel: ``x [..., H, W, C] -> [..., H, W, features]``
+    (compiles fast inside ``lax.scan``; see benchmarks/RESULTS_mu.md)."""
 
     features: int
 
@@ -59,20 +49,12 @@ class PatchConv(nn.Module):
 
 
 class Generator(nn.Module):
-    """Maps a state image ``obs [..., H, W, C]`` to the parameters of ``n_heads`` heads.
-
-    ``action_shape`` is ``(F, K)`` for categorical heads and ``(d,)`` for continuous ones.
-    Returns a dict: ``{"logits": [..., n_heads, F, K]}``, ``{"alpha", "beta": [..., n_heads,
-    d]}`` or ``{"mean", "log_std": [..., n_heads, d]}``.
-
-    ``head_layer``: ``"dense"`` (the paper's/orig's: one dense layer from the flattened
-    features to every head parameter) or ``"spatial"`` (for states that are images of the
-    action space, our addition): every cell's features give each head a logit for that cell,
-    plus a learned per-head, per-cell bias (a head can own a region). Categorical heads use
-    these logits over the ``K = H * W`` cells directly; Gaussian heads take as mean the
-    soft-argmax ``sum_cell softmax(logits)_cell * centre(cell)``, cell ``(i, j)`` having
-    centre ``((i + 1/2) / H, (j + 1/2) / W)`` in ``[0, 1]^2`` (``MU-peaks2d``'s rendering).
-    """
+    """State image ``obs [..., H, W, C]`` -> head parameters: ``{"logits": [..., n_heads, F,
+    K]}``, ``{"alpha", "beta": [..., n_heads, d]}`` or ``{"mean", "log_std": [..., n_heads, d]}``
+    (``action_shape`` (F, K) or (d,)). ``head_layer``: ``"dense"`` (paper) or ``"spatial"``
+    (ours, for states that are images of the action space: per-cell logits plus a per-head
+    cell bias; K = H W categorical cells, or a Gaussian mean at the soft-argmax of the cell
+    centres ((i + 1/2) / H, (j + 1/2) / W))."""
 
     n_heads: int
     kind: str
@@ -144,55 +126,49 @@ def expand_heads(dist: Dist, m: int) -> Dist:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (m,) + x.shape[1:]), dist)
 
 
-def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
-    """One action per head: ``int [m, F]`` (categorical) or ``float [m, d]`` (continuous).
-
-    Continuous samples are reparametrised (gradients flow to the head parameters through
-    the sample; Beta via the implicit gradient of ``jax.random.gamma``). Wrap ``dist`` in
-    ``stop_gradient`` for score-function use.
-    """
+def heads(kind: str, dist: Dist) -> distrax.Distribution:
+    """The m heads as one distrax distribution: batch shape [m], event [F] (categorical,
+    ``Independent(Categorical)``) or [d] (``Independent(Beta)`` / ``Independent(Normal)``)."""
     if kind == "categorical":
-        return jax.random.categorical(key, dist["logits"], axis=-1).astype(jnp.int32)
+        return distrax.Independent(distrax.Categorical(logits=dist["logits"]), 1)
     if kind == "beta":
-        return jax.random.beta(key, dist["alpha"], dist["beta"])
+        return distrax.Independent(distrax.Beta(dist["alpha"], dist["beta"]), 1)
     if kind == "gaussian":
-        eps = jax.random.normal(key, dist["mean"].shape)
-        return dist["mean"] + jnp.exp(dist["log_std"]) * eps
+        return distrax.Independent(distrax.Normal(dist["mean"], jnp.exp(dist["log_std"])), 1)
     raise ValueError(f"unknown head kind {kind!r}")
+
+
+def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
+    """One action per head: ``int32 [m, F]`` or ``float [m, d]``. Continuous samples are
+    reparametrised (Beta through ``jax.random.beta``'s implicit gradient); wrap ``dist`` in
+    ``stop_gradient`` for score-function use."""
+    a = heads(kind, dist).sample(seed=key)
+    return a.astype(jnp.int32) if kind == "categorical" else a
 
 
 def log_prob(kind: str, dist: Dist, a: jax.Array) -> jax.Array:
-    """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions)."""
-    if kind == "categorical":
-        logp = jax.nn.log_softmax(dist["logits"], axis=-1)
-        return jnp.take_along_axis(logp, a[..., None], axis=-1)[..., 0].sum(-1)
+    """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions); Beta
+    actions are clipped into ``[1e-6, 1 - 1e-6]`` first."""
     if kind == "beta":
-        eps = 1e-6
-        return beta_dist.logpdf(jnp.clip(a, eps, 1 - eps), dist["alpha"], dist["beta"]).sum(-1)
-    if kind == "gaussian":
-        return norm.logpdf(a, dist["mean"], jnp.exp(dist["log_std"])).sum(-1)
-    raise ValueError(f"unknown head kind {kind!r}")
+        a = jnp.clip(a, 1e-6, 1 - 1e-6)
+    return heads(kind, dist).log_prob(a)
 
 
 def mode(kind: str, dist: Dist) -> jax.Array:
-    """Most likely action of each head (greedy candidates)."""
-    if kind == "categorical":
-        return jnp.argmax(dist["logits"], axis=-1).astype(jnp.int32)
+    """Most likely action of each head (greedy candidates), ``[m, F]`` or ``[m, d]``.
+    Beta: ours, (alpha - 1) / (alpha + beta - 2) clipped (distrax gives NaN at alpha = beta = 1)."""
     if kind == "beta":
         a, b = dist["alpha"], dist["beta"]
         return jnp.clip((a - 1) / jnp.maximum(a + b - 2, 1e-6), 0.0, 1.0)
-    if kind == "gaussian":
-        return dist["mean"]
-    raise ValueError(f"unknown head kind {kind!r}")
+    out = heads(kind, dist).mode()
+    return out.astype(jnp.int32) if kind == "categorical" else out
 
 
 def head_means(kind: str, dist: Dist) -> jax.Array:
     """Expected action per continuous head ``[m, d]``."""
-    if kind == "beta":
-        return dist["alpha"] / (dist["alpha"] + dist["beta"])
-    if kind == "gaussian":
-        return dist["mean"]
-    raise ValueError(f"head_means is for continuous heads, got {kind!r}")
+    if kind not in ("beta", "gaussian"):
+        raise ValueError(f"head_means is for continuous heads, got {kind!r}")
+    return heads(kind, dist).mean()
 
 
 def diversity(kind: str, dist: Dist) -> jax.Array:

@@ -1,39 +1,17 @@
 """Generator objectives of Ahmad, Lelis, Bowling (NeurIPS 2020) as pure loss functions.
 
-Notation: for one state s the generator proposes ``m`` candidates ``a_1..a_m``; ``q [..., m]``
-holds ``Q(s, a_i)`` in candidate order, ``logp [..., m]`` holds ``log pi_theta^i(a_i | s)``.
-Leading axes are batch axes; every loss returns the mean over them of the quantity in its
-docstring, negated (a loss to minimise). ``sg`` is ``jax.lax.stop_gradient``.
+``q [..., m]``: Q(s, a_i) of the m candidates in order; ``logp [..., m]``: log pi^i(a_i|s);
+leading axes are batch axes; losses are negated batch means. Marginal utility with the
+running max M_{i-1} = max_{j<i} Q(s, a_j) held fixed (``sg``)::
 
-Two ways to get a gradient:
+    u_MU = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - sg(M_{i-1}))^+     (= max_i Q(s, a_i) in value)
 
-* ``pathwise`` (continuous actions, the paper's curling setting): ``q`` is a differentiable
-  function of the candidates, which are differentiable functions of theta; the loss is the
-  negated utility itself (``u_mu``, ``u_max``, ...), differentiated by autodiff.
-* ``score`` (discrete actions, the paper's location game): ``q`` carries no gradient; each
-  loss is a surrogate whose gradient is a score-function (REINFORCE) estimator, one score
-  ``grad log pi_i(a_i)`` per candidate.
+``pathwise`` losses differentiate the utility (continuous candidates); ``score`` losses are
+REINFORCE surrogates. Theorem 1, as implemented (tested against enumeration):
+g_hat = sum_i u_i sg-weighted grad log pi^i(a_i|s), u_1 = Q(s, a_1),
+u_i = (Q(s, a_i) - M_{i-1})^+, has E[g_hat] = g_MU, the sum of semi-gradients.
 
-Marginal utility (paper Eq. for u_MU)::
-
-    u_MU(s, a_1..m) = Q(s, a_1) + sum_{i>=2} (Q(s, a_i) - max_{j<i} Q(s, a_j))^+
-
-The sum telescopes, so in value ``u_MU = max_i Q(s, a_i) = u_MAX``; the objectives differ in
-their gradients. MU's gradient is a *sum of semi-gradients*: the running max
-``M_{i-1} = max_{j<i} Q(s, a_j)`` is held fixed (stop-gradient), so every candidate that
-improves on the ones before it is pushed up, where MAX pushes only the argmax.
-
-Theorem 1 (sampled gradient, discrete generator; as implemented and tested here). With
-independent ``a_i ~ pi_theta^i(. | s)`` define the MU gradient as the sum of semi-gradients
-
-    g_MU = sum_i E_{a_<i} [ grad_theta E_{a_i ~ pi^i_theta} [ u_i(a_i; M_{i-1}) ] ],
-    u_1 = Q(s, a_1),  u_i = (Q(s, a_i) - M_{i-1})^+,  M_{i-1} held fixed.
-
-Then ``g_hat = sum_i u_i(a_i; sg(M_{i-1})) grad_theta log pi^i_theta(a_i | s)`` with
-``a ~ pi_theta`` satisfies ``E[g_hat] = g_MU`` (``mu_score_loss``; tested against
-enumeration of a small problem). The gradient of the *expected* ``u_MU`` (equal to that of
-``u_MAX``) would weight candidate i's score by ``sum_{k>=i} u_k`` instead of ``u_i``; MU
-drops the terms by which a candidate lowers the improvements of later ones.
+Example: ``loss = score_loss("mu", q, logp)`` with q, logp [B, m].
 """
 
 from __future__ import annotations
@@ -101,19 +79,10 @@ def _weighted_scores(w: jax.Array, logp: jax.Array, baseline: bool) -> jax.Array
 
 
 def mu_score_loss(q: jax.Array, logp: jax.Array, estimator: str = "paper", baseline: bool = False) -> jax.Array:
-    """Negated MU surrogate whose gradient is Theorem 1's sampled gradient.
-
-    ``paper``: ``L = -mean_s sum_i sg(u_i) log pi_i(a_i | s)`` with
-    ``u_1 = Q(s,a_1)``, ``u_i = (Q(s,a_i) - max_{j<i} Q(s,a_j))^+``.
-
-    ``orig`` (the original code, ``losses.marginal_utility`` applied to
-    ``x_i = Q(s,a_i) log pi_i(a_i|s)``): ``L = -mean_s [x_1 + sum_{i>=2} (x_i -
-    sg(max_{j<i} x_j))^+]``. It is kept for comparison; it is not an estimator of the
-    paper's gradient (the running max is taken over ``Q log pi`` rather than over ``Q``).
-
-    ``baseline`` (not in the paper; ``paper`` estimator only): subtract from each ``u_i``
-    the leave-one-out batch mean of ``u_i`` (``[B, m]`` inputs), which keeps the mean.
-    """
+    """Negated MU surrogate; its gradient is Theorem 1's sampled gradient (``paper``):
+    ``L = -mean_s sum_i sg(u_i) log pi_i(a_i|s)``. ``orig`` (the original code):
+    ``-mean_s u_MU(x)`` with ``x_i = Q(s,a_i) log pi_i(a_i|s)``, not an estimator of the
+    paper's gradient. ``baseline``: subtract the leave-one-out batch mean of ``u_i``."""
     q = sg(q)
     if estimator == "paper":
         return _weighted_scores(marginal_utilities(q), logp, baseline)

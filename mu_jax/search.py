@@ -1,32 +1,18 @@
 """Search over generated candidates: UCB and KR-UCB, jittable, vmappable over states.
 
-Both take a reward oracle ``sample_reward(key, x) -> float`` that returns one noisy reward
-sample (``x`` is an arm index for UCB and an action ``[d]`` for KR-UCB); close it over the
-state and vmap the search over states. Pull ``t`` (0-based) uses ``keys[t]`` with
-``keys = jax.random.split(key, budget)`` (KR-UCB draws widening proposals from
-``fold_in(keys[t], 1)``), so a run is reproducible from its key.
+Both take a reward oracle ``sample_reward(key, x)`` (one noisy sample; x an arm index for
+UCB, an action [d] for KR-UCB); pull t uses ``jax.random.split(key, budget)[t]``.
+UCB1 (Auer et al. 2002): each arm once, then argmax_i mean_i + c sqrt(2 ln t / n_i);
+recommends the most pulled arm. KR-UCB (Yee, Lisy, Bowling 2016) with the Gaussian kernel
+K(a, b) = exp(-|a - b|^2 / (2 h^2)), h = 0.05::
 
-UCB (UCB1, Auer et al. 2002) over the m candidates: pull every arm once in order, then
-``argmax_i  mean_i + c sqrt(2 ln t / n_i)`` (``t`` pulls so far, ties to the lowest index).
-The recommendation is the most pulled arm (ties to the higher mean).
+    W(a) = sum_b K(a, b) n_b,   v(a) = sum_b K(a, b) S_b / W(a),
+    index = v(a) + C sqrt(log(sum_b W(b)) / W(a))                                (C = 1)
 
-KR-UCB (the bandit form of KR-UCT, Yee, Lisy, Bowling 2016; used with generators by Ahmad
-et al. 2020): the arms are points of a continuous action space that share information
-through a Gaussian kernel ``K(a, b) = exp(-|a - b|^2 / (2 h^2))`` (width ``h`` = 0.05)::
-
-    W(a)   = sum_b K(a, b) n_b                         (kernel-weighted visits)
-    v(a)   = sum_b K(a, b) S_b / W(a)                  (kernel regression of the mean)
-    index  = v(a) + C sqrt(log(sum_b W(b)) / W(a))     (C = 1)
-
-with ``n_b`` pulls and ``S_b`` summed rewards of action b. The search starts from the m
-generated candidates (each pulled once, in order). Progressive widening: while the number
-of actions is below ``ceil(k (t+1)^alpha)`` (k = 1, alpha = 1/2) a new action is added next
-to the action ``a*`` the KR-UCB index selects: among ``n_proposals`` points drawn uniformly
-in the neighbourhood ``{a : K(a*, a) > tau}`` (``tau`` = 0.9, a disc of radius
-``h sqrt(2 ln(1/tau))``, clipped to the action box) the one of least ``W`` (the least
-explored) is added and pulled. The recommendation (``recommend``) is the most pulled action
-(``"visits"``, default; ties to the larger ``v``) or the action of largest kernel-weighted
-visits ``W`` (``"kernel_visits"``), which favours clusters of nearby candidates.
+starting from the m candidates; progressive widening adds, while the actions number less
+than ceil((t+1)^(1/2)), the least-explored of ``n_proposals`` uniform points in
+{a : K(a*, a) > 0.9} around the selected a*. ``recommend``: most pulled ("visits") or
+largest W ("kernel_visits").
 """
 
 from __future__ import annotations

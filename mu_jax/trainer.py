@@ -1,20 +1,16 @@
-"""Training a candidate-action generator (Ahmad, Lelis, Bowling 2020) as a ``Trainer``.
+"""Training a candidate-action generator (Ahmad, Lelis, Bowling 2020) as a ``Trainer``
+(``ppo_jax.trainer``'s contract: ``init(key)``, ``run(state, n)`` jittable and vmappable over
+seeds, ``num_updates``, ``steps_per_update`` = ``batch_size``, ``finalize(states, run_dir)``).
 
-``make_trainer(Config(...), "MU-location")`` returns an object with the contract of
-``ppo_jax.trainer``: ``init(key)``, ``run(state, n)`` (jittable, vmappable over seeds),
-``num_updates``, ``steps_per_update`` and ``finalize(states, run_dir)``.
+One update: ``batch_size`` states, m candidates each from the generator, scored with the
+domain's noise-free Q(s, a), one Adam step on the objective (``mu_jax.objectives``).
+Metric ``return`` = mean_s max_i Q(s, a_i) (the paper's measure). ``finalize`` writes
+``coverage.png`` (seed App. B) and ``action_ordering.png`` (seed App. C).
 
-One update: draw ``batch_size`` states, let the generator propose ``m`` candidates for each
-(one head per candidate; one shared head for the plain-policy baseline), score them with
-``Q(s, a)`` (the domain's noise-free action value), and take an Adam step on the chosen
-objective (``mu_jax.objectives``). The metric ``"return"`` is the best candidate's value
-``mean_s max_i Q(s, a_i)``, the paper's measure for the location game;
-``steps_per_update`` is ``batch_size`` (states scored per update).
+Example::
 
-``finalize`` writes two figures from held-out test states:
-``coverage.png`` (seed Appendix B: where each candidate index lands, one colour per
-candidate; first seed) and ``action_ordering.png`` (seed Appendix C: how often the selected
-action is candidate i, both as the best candidate and as the arm UCB recommends; all seeds).
+    trainer = make_trainer(Config(total_steps=100), "MU-location")
+    state, metrics = jax.jit(trainer.run, static_argnums=1)(trainer.init(key), 100)
 """
 
 from __future__ import annotations

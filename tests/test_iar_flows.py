@@ -2,6 +2,7 @@
 Jacobians, the flows' densities against the change of variables with jax.jacfwd, and the
 sandwich log-probability against p(a|s) computed by quadrature and by sampling."""
 
+import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +10,10 @@ import optax
 import pytest
 from scipy import integrate, stats
 
-from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights, normal_log_prob
-from iar_jax.soft_threshold import soft_threshold, soft_threshold_inverse, soft_threshold_rows
+from iar_jax.flows import (
+    ConditionalFlow, ConditionalPosterior, CouplingStack, elbo_cubo, iwae, log_weights, normal_log_prob,
+)
+from iar_jax.soft_threshold import SoftThreshold, soft_threshold, soft_threshold_inverse, soft_threshold_rows
 
 K = 5
 
@@ -61,6 +64,71 @@ def test_soft_threshold_rows_sums_the_rows_log_dets():
     jac = jax.jacfwd(lambda x: soft_threshold_rows(x.reshape(3, K), a)[0].reshape(-1))(u.reshape(-1))
     np.testing.assert_allclose(float(log_det), np.linalg.slogdet(np.asarray(jac, np.float64))[1], rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(np.argmax(np.asarray(v), axis=1), np.asarray(a))
+
+
+def test_soft_threshold_is_a_distrax_bijector_consistent_with_distraxs_own_composition():
+    """The standard bijector checks: forward_and_log_det vs inverse_and_log_det (round trip,
+    opposite log-dets), distrax.Inverse, distrax.Block over rows against autodiff Jacobians,
+    and distrax.Transformed's density against the change of variables done by hand."""
+    with jax.enable_x64(True):
+        u = 2.0 * jax.random.normal(jax.random.PRNGKey(5), (3, K), jnp.float64)
+        a = jnp.array([1, 4, 0])
+
+        @jax.jit
+        def pieces(u):
+            thr = SoftThreshold(a)  # a batch of 3 rows, one class each
+            assert isinstance(thr, distrax.Bijector) and thr.event_ndims_in == thr.event_ndims_out == 1
+            v, fldj = thr.forward_and_log_det(u)
+            out = dict(v=v, fldj=fldj, fwd=thr.forward(u), inv=thr.inverse_and_log_det(v),
+                       ildj=thr.inverse_log_det_jacobian(v), inverse=distrax.Inverse(thr).forward_and_log_det(v))
+            rows = distrax.Block(thr, 1)  # one log-det for the (3, K) event
+            out["rows"] = rows.forward_and_log_det(u)[1], rows.inverse_and_log_det(v)[1]
+            out["jac"] = jax.jacfwd(lambda x: rows.forward(x.reshape(3, K)).reshape(-1))(u.reshape(-1))
+            out["jac_inv"] = jax.jacfwd(lambda y: rows.inverse(y.reshape(3, K)).reshape(-1))(v.reshape(-1))
+            base = distrax.Independent(distrax.Normal(jnp.zeros((3, K)), jnp.ones((3, K))), 1)
+            dist = distrax.Transformed(base, thr)  # standard normal rows pushed through the threshold
+            out["log_prob"] = dist.log_prob(v)
+            out["sample"] = dist.sample(seed=jax.random.PRNGKey(6), sample_shape=(50,))  # (50, 3, K)
+            return out
+
+        o = jax.tree.map(np.asarray, pieces(u))
+        np.testing.assert_allclose(o["inv"][0], np.asarray(u), atol=1e-9)
+        np.testing.assert_allclose(o["inv"][1], -o["fldj"], atol=1e-12)
+        np.testing.assert_array_equal(o["fwd"], o["v"])
+        np.testing.assert_allclose(o["ildj"], -o["fldj"], atol=1e-12)
+        np.testing.assert_allclose(o["inverse"][0], np.asarray(u), atol=1e-9)
+        np.testing.assert_allclose(o["inverse"][1], o["inv"][1], atol=1e-12)
+        np.testing.assert_allclose(o["rows"][0], np.linalg.slogdet(o["jac"])[1], rtol=1e-10)
+        np.testing.assert_allclose(o["rows"][1], np.linalg.slogdet(o["jac_inv"])[1], rtol=1e-10)
+        ref = stats.norm.logpdf(np.asarray(u)).sum(-1) - o["fldj"]
+        np.testing.assert_allclose(o["log_prob"], ref, rtol=1e-10)
+        np.testing.assert_array_equal(np.argmax(o["sample"], -1), np.broadcast_to(np.asarray(a), (50, 3)))
+
+
+def test_coupling_stack_is_a_distrax_chain_with_autodiff_log_det():
+    """ActNorm -> SplitCoupling -> permutation as one distrax.Chain: its log-det equals
+    autodiff's, and forward / inverse are each other's inverse with opposite log-dets."""
+    with jax.enable_x64(True):
+        dim, ctx = 5, jnp.linspace(-1.0, 1.0, 3, dtype=jnp.float64)
+        stack = CouplingStack(dim, num_layers=2, hidden=8, seed=3)
+        shapes = jax.eval_shape(stack.init, jax.random.PRNGKey(0), jnp.zeros(dim), ctx)
+        rng = np.random.default_rng(1)  # random parameters: away from the identity init
+        params = jax.tree.map(lambda x: jnp.asarray(0.3 * rng.standard_normal(x.shape), jnp.float64), shapes)
+        x = jax.random.normal(jax.random.PRNGKey(2), (dim,), jnp.float64)
+
+        @jax.jit
+        def pieces(x):
+            assert isinstance(stack.apply(params, ctx, method=lambda m, c: m.bijector(c)), distrax.Chain)
+            fwd = lambda z: stack.apply(params, z, ctx, method=CouplingStack.forward)
+            y, ld = fwd(x)
+            x_back, ild = stack.apply(params, y, ctx, method=CouplingStack.inverse)
+            return y, ld, x_back, ild, jax.jacfwd(lambda z: fwd(z)[0])(x)
+
+        y, ld, x_back, ild, jac = pieces(x)
+        np.testing.assert_allclose(float(ld), np.linalg.slogdet(np.asarray(jac))[1], rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(x_back), np.asarray(x), atol=1e-10)
+        np.testing.assert_allclose(float(ild), -float(ld), rtol=1e-10)
+        assert abs(float(ld)) > 0.1  # the random parameters make the map far from volume-preserving
 
 
 # ------------------------------------------------------------------ flows: change of variables
