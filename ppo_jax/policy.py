@@ -85,9 +85,12 @@ class Batch(NamedTuple):
 class Policy:
     """Base class: subclasses implement ``init``, ``act``, ``evaluate``, ``value``.
 
-    ``uses_costs = True`` asks the engine for a cost critic and cost GAE (``Batch.cost_*``)."""
+    ``uses_costs = True`` asks the engine for a cost critic and cost GAE (``Batch.cost_*``).
+    ``log_prob_exact = False`` says ``act``'s log-probability is an estimate (IAR's sandwich),
+    so E[grad log_prob] = 0 need not hold (``tests/test_policy_contract.py``)."""
 
     uses_costs: bool = False
+    log_prob_exact: bool = True
 
     def init(self, key, obs, env_state, env_params) -> Params:
         raise NotImplementedError

@@ -166,7 +166,7 @@ def test_policy_contract(name):
     assert all(np.isfinite(g).all() for g in leaves)
     assert max(np.abs(g).max() for g in leaves) > 0
     # E[grad log pi] = 0 where the log-prob is exact
-    if getattr(policy, "log_prob_exact", True):
+    if policy.log_prob_exact:
         t, se = _score_t(proj)
         assert (se > 0).all(), se  # the score is not constant: the check has power
         assert np.abs(t).max() <= Z, t
