@@ -89,121 +89,21 @@ changes with its state (``PASPO-capacity-7``) is sampled from its own polytope.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import distrax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paspo_jax import lp
+from paspo_jax.bounds import has_static_constraints, make_bounds_fn, static_polytope
+from ppo_jax.nn import torch_default_init, torch_mlp
 from ppo_jax.policy import Act, Evaluation, Policy
 
 __all__ = ["PASPOPolicy", "MLP", "torch_default_init", "has_static_constraints", "make_bounds_fn", "static_polytope"]
 
 CONCENTRATION_EPS = 1e-6  # concentrations = exp(output) + 1e-6 (original)
-
-
-def torch_default_init(scale: float = 1.0):
-    """PyTorch ``nn.Linear``'s default weight init (U(+-1/sqrt(fan_in))), times ``scale``."""
-    return nn.initializers.variance_scaling(scale**2 / 3.0, "fan_in", "uniform")
-
-
-class MLP(nn.Module):
-    """ReLU MLP: ``hidden`` layers, then an output layer of ``out`` units (``out=None``: the
-    last hidden activation is the output, as the original's encoder)."""
-
-    hidden: Sequence[int]
-    out: int | None = None
-    out_scale: float = 1.0
-
-    @nn.compact
-    def __call__(self, x):
-        for width in self.hidden:
-            x = nn.relu(nn.Dense(width, kernel_init=torch_default_init())(x))
-        if self.out is not None:
-            x = nn.Dense(self.out, kernel_init=torch_default_init(self.out_scale))(x)
-        return x
-
-
-def has_static_constraints(env) -> bool:
-    """Whether ``env.constraints`` is the base ``AllocationEnv``'s (``params.A, params.b``)."""
-    from envs_jax.allocation import AllocationEnv
-
-    return type(env).constraints is AllocationEnv.constraints
-
-
-def static_polytope(env, env_params, fast_path="auto"):
-    """``paspo_jax.polytope.Polytope`` of a static env's constraints, with the static fast path
-    when it can be built. Rows: ``env.exact_constraints`` (float64) when the env's float32
-    params are their rounding, else the params' rows in float64."""
-    from paspo_jax import polytope
-
-    A, b = env.constraints(None, env_params)
-    dtype = np.asarray(A).dtype
-    A, b, name = np.asarray(A, np.float64), np.asarray(b, np.float64), getattr(env, "name", "env")
-    exact = getattr(env, "exact_constraints", None)
-    if exact is not None:
-        # The float64 rows the params were rounded from, while they still round to them.
-        A64, b64 = (np.asarray(x, np.float64) for x in exact)
-        if (A64.shape, b64.shape) == (A.shape, b.shape) and np.array_equal(A64.astype(dtype), A.astype(dtype)) \
-                and np.array_equal(b64.astype(dtype), b.astype(dtype)):
-            A, b = A64, b64
-    if fast_path != "auto":
-        return polytope.Polytope(A, b, name=name, fast_path=fast_path)
-    try:
-        return polytope.Polytope(A, b, name=name, fast_path="auto")
-    except (MemoryError, RuntimeError) as e:  # the projections could not be built: LP path
-        warnings.warn(f"{name}: static fast path unavailable ({type(e).__name__}: {e}); using the LP path")
-        return polytope.Polytope(A, b, name=name, fast_path=False)
-
-
-def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None,
-                   lp_warm_start: bool = True) -> Callable:
-    """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible[, x_min, x_max])`` for the policy.
-
-    ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
-    ``(A, b)`` it is given (any constraints, state-dependent ones included), solved in the
-    coordinates of the remaining mass (``rescale=True``: accurate for the late entries of
-    long chains in float32). With static constraints and ``lp_warm_start`` every LP starts
-    from the optimal basis of the same LP at the polytope's Chebyshev centre
-    (``lp.chain_warm_start``: same intervals up to float32 round-off, 2.6x fewer pivots on
-    PASPO-synth-50 / -100; full training on PASPO-synth-50 2.2x faster). On by default since
-    the policy's feasible completion and the LP's refined vertices (session 5) made long
-    chains feasible: a 51k-step PASPO-synth-50 run with it had no violating action (8.2%
-    before those fixes; ``benchmarks/RESULTS_paspo.md``). The LP path also returns the two optimal vertices
-    ``x_min, x_max`` (n,) (``vertices=True``), which the policy keeps as a feasible completion.
-    ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
-    projections computed once, bounds = min/max over rows; static constraints only; error if
-    it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
-    the path could be built, else ``"lp"``. ``poly``: a prebuilt ``Polytope`` to use.
-    """
-    if bounds not in ("auto", "lp", "fast"):
-        raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
-    static = has_static_constraints(env)
-    if not static and bounds == "fast":
-        raise ValueError(f"bounds='fast' needs static constraints; {type(env).__name__} has state-dependent ones")
-    if static and bounds != "lp" and poly is None:
-        poly = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
-    if static and bounds == "fast" and poly.fast is None:
-        raise ValueError(f"bounds='fast': no static fast path for {poly!r}")
-    if static and bounds != "lp" and poly.fast is not None:
-        def fast(A, b, prefix, i):
-            del A, b  # static: the polytope's own precomputed facet tables
-            return poly.bounds(prefix, i)
-
-        return fast
-    warm = None
-    if static and lp_warm_start:
-        A_env, b_env = (jnp.asarray(v, jnp.float32) for v in env.constraints(None, env_params))
-        if poly is None:
-            poly = static_polytope(env, env_params, fast_path=False)
-        warm = lp.chain_warm_start(A_env, b_env, jnp.asarray(poly.chebyshev_center()[0], jnp.float32),
-                                   maxiter=lp_maxiter)
-    return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True, warm=warm,
-                                                        vertices=True)
+MLP = torch_mlp  # this module's MLP(hidden, out=None, out_scale=1.0) before ``ppo_jax.nn``
 
 
 class PASPOPolicy(Policy):
@@ -270,9 +170,9 @@ class PASPOPolicy(Policy):
         if debias and (not isinstance(debias_samples, int) or debias_samples < 2):
             raise ValueError(f"debias_samples must be an integer >= 2, got {debias_samples!r}")
         self.env, self.env_params, self.n = env, env_params, n
-        self.encoder = MLP(tuple(encoder_hidden))
-        self.head = MLP(tuple(head_hidden), 2, out_scale=head_out_scale)
-        self.critic = MLP(tuple(critic_hidden), 1)
+        self.encoder = torch_mlp(encoder_hidden)
+        self.head = torch_mlp(head_hidden, 2, out_scale=head_out_scale)
+        self.critic = torch_mlp(critic_hidden, 1)
         self.debias, self.debias_samples, self.debias_method, self.debias_seed = (
             debias, debias_samples, debias_method, debias_seed)
         self.degenerate_tol, self.u_eps, self.max_log_concentration = degenerate_tol, u_eps, max_log_concentration
