@@ -179,15 +179,14 @@ class ProjectionPolicy(_AllocationBaseline):
 
     ``margin``: the projection is onto the polytope with every facet moved inward by
     ``margin`` within the hyperplane ``sum(a) = 1`` (rows parallel to the ones vector, which
-    are tight everywhere, stay put), so float32 round-off (~1e-7 per active row, summed over the many
-    rows active at a vertex of synth7) cannot show up as a violation above the engine's 1e-6
-    threshold. 0 = the exact projection onto the polytope itself.
+    are tight everywhere, stay put), so float32 round-off at vertices with many active rows
+    does not show up as a violation above the engine's 1e-6 threshold. 0 = the exact
+    projection onto the polytope itself.
 
-    A solve that fails (status != 0: in float32 the active set at a degenerate vertex can be
-    near-singular, or the solution violates a row by more than 1e-6: about 2 in 10^3 proposals on
-    synth7) executes the Chebyshev centre of the
-    polytope (static constraints; with state-dependent ones the solver's last iterate) and
-    is counted in the metric ``policy/qp_failed``.
+    A solve that fails (status != 0: a near-singular float32 active set, or a row violated by
+    more than 1e-6) executes the Chebyshev centre of the polytope (static constraints; with
+    state-dependent ones the solver's last iterate) and is counted in ``policy/qp_failed``
+    (rates: ``benchmarks/RESULTS_paspo.md``, "Numerics of the policy").
     """
 
     def __init__(self, env, env_params, *, dist: str = "gaussian", init_std: float = 0.1,
@@ -232,8 +231,7 @@ class ProjectionPolicy(_AllocationBaseline):
         res = project_polytope(z, A, b - self.margin * in_plane, maxiter=self.maxiter)
         if self._fallback is None:
             return res
-        # A failed float32 solve (a near-singular active set on degenerate vertices: ~2e-3 of
-        # proposals on synth7) executes the polytope's Chebyshev centre; counted in qp_failed.
+        # A failed float32 solve executes the polytope's Chebyshev centre; counted in qp_failed.
         return res._replace(x=jnp.where(res.status == 0, res.x, self._fallback))
 
     def act(self, params, key, obs, env_state=None, env_params=None) -> Act:

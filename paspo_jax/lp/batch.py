@@ -21,13 +21,8 @@ from paspo_jax.lp.simplex import _dtype_of, _dual_simplex, _start, _tolerances
 from ppo_jax import linalg
 
 def _reference_bases(G, g, E, e, prefix_ref, i, maxiter, tol):
-    """Optimal bases of min/max a_i at a reference prefix, and their inverses.
-
-    Dual feasibility of a basis depends only on its rows and on c = +-e_i, not on
-    the prefix (which only moves right-hand sides), so these bases are valid dual
-    simplex starts for every prefix of the batch with the same ``i`` and the same
-    constraints; prefixes near the reference need few pivots.
-    """
+    """Optimal bases of min/max a_i at a reference prefix, and their inverses: valid dual
+    simplex starts for every prefix with the same ``i`` and constraints (``paspo_jax.lp.warm``)."""
     m, n = G.shape
     rows = _allocation_rows(G, g, E, e, prefix_ref, i)
     e_i = (jnp.arange(n) == i).astype(G.dtype)

@@ -71,9 +71,9 @@ def linprog(
     pair for all variables or one pair per variable, ``None`` meaning unbounded;
     default ``(0, None)``) and status codes.  Jittable and vmappable (vmap over any
     argument; ``bounds`` may hold arrays).  Dtype follows the inputs (float64 when x64
-    is enabled); see the module docstring for float32's looser tolerance.
+    is enabled); float32 has looser tolerances (``paspo_jax.lp.simplex``).
 
-    Method: dual simplex in inequality form (module docstring).  Variables without a
+    Method: the dual simplex of ``paspo_jax.lp.simplex``.  Variables without a
     finite bound on a side get an artificial bound ``|x_j| <= big`` (default 1e7,
     1e4 in float32) so that the box gives a dual feasible start; unboundedness is
     then decided exactly by a second bounded LP over recession directions
