@@ -65,7 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
-from ppo_jax.policy import MLP, Act, Evaluation, Policy
+from ppo_jax.nn import MLP
+from ppo_jax.policy import Act, Evaluation, Policy
 
 COEFS = ("ratio", "paper")
 
