@@ -170,38 +170,22 @@ def _allocation_lps(A, b, prefix, i, maxiter, warm=None) -> AllocationLPs:
 
 def allocation_bounds(A, b, prefix, i, *, maxiter: int | None = None, rescale: bool = False,
                       warm: "WarmStart | None" = None, vertices: bool = False):
-    """Feasible interval of entity ``i`` given the earlier entries (PASPO Eq. 3).
-
-    ``a_min = min a_i`` and ``a_max = max a_i`` over
-    ``{a : A a <= b, sum(a) = 1, 0 <= a <= 1, a_j = prefix_j for j < i}``.
+    """Feasible interval ``[min a_i, max a_i]`` of entity ``i`` given ``a_j = prefix_j`` (j < i)
+    on ``{A a <= b, sum(a) = 1, 0 <= a <= 1}`` (PASPO Eq. 3).
 
     Args:
-      A: (m, n) constraint rows; b: (m,); prefix: (n,) allocation whose entries
-        ``j < i`` are fixed (the rest are ignored); i: integer in ``[0, n-2]``
-        (may be traced, e.g. inside ``lax.scan`` over entities).
+      A: (m, n); b: (m,); prefix: (n,) (entries ``j >= i`` ignored); i: int in ``[0, n-2]``
+        (may be traced). Vmappable over all four.
+      rescale: solve in the coordinates of the remaining mass ``r = 1 - sum(prefix_<i)``
+        (``a = prefix_<i + r y``, ``y`` on the simplex, ``A y <= (b - A prefix_<i) / r``): the
+        same interval, with float32 tolerances relative to ``r`` (``benchmarks/RESULTS_lp.md``,
+        "Notes"); ``r <= 1e-7`` gives ``[0, 0]``.
+      warm: a ``WarmStart`` of this ``A`` (``chain_warm_start``): same answers, fewer pivots.
+      vertices: also return the two optimal allocations ``x_min, x_max`` (n,) (prefix fixed,
+        ``a_i`` at either end): every convex combination is a feasible completion.
     Returns:
-      (a_min, a_max, feasible): scalars; ``feasible`` is False when the prefix
-      admits no completion (or the solver failed: NaN input, iteration limit), and
-      then ``a_min`` and ``a_max`` are NaN.
-    Vmappable over any of ``A``, ``b``, ``prefix``, ``i``.  For a batch of prefixes
-    :func:`batch_allocation_bounds` is faster (work queue and warm starts).
-
-    ``rescale=True`` solves the same LP in the coordinates of the remaining mass
-    ``r = 1 - sum(prefix_<i)``: ``a = prefix_<i + r y`` with ``y`` on the simplex,
-    ``A y <= (b - A prefix_<i) / r``, and returns ``r * (y_min, y_max)``. Same interval in
-    exact arithmetic; in float32 the simplex's tolerances (absolute, ~1e-6) become
-    relative to ``r``, which keeps late entries of long chains exact when little mass is
-    left (``benchmarks/RESULTS_lp.md``, "Notes"). With
-    ``r <= 1e-7`` the interval is ``[0, 0]``.
-
-    ``warm``: a :class:`WarmStart` for this ``A`` (:func:`chain_warm_start`): both LPs
-    start from optimal bases of a reference allocation instead of the box basis (same
-    answers; far fewer pivots for prefixes near the reference, see that function).
-
-    ``vertices=True`` also returns the two optimal allocations ``(x_min, x_max)``, each (n,):
-    feasible points with the prefix fixed and ``a_i`` at ``a_min`` / ``a_max``, so every
-    convex combination of them is a feasible completion of the prefix (PASPO's policy uses
-    this to stay feasible where the LPs of later entries fail numerically).
+      ``(a_min, a_max, feasible[, x_min, x_max])``; ``feasible`` is False (and the bounds NaN)
+      when the prefix has no completion or the solver failed (NaN input, iteration limit).
     """
     r = allocation_lps(A, b, prefix, i, maxiter=maxiter, warm=warm, rescale=rescale)
     out = (r.a_min, r.a_max, (r.status_min == 0) & (r.status_max == 0))
