@@ -25,7 +25,8 @@ from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
 from iar_jax.rejection import RejectionPolicy, onehot_prefix
 from ppo_jax.linalg import orthogonal
-from ppo_jax.policy import MLP, Act, Evaluation, Policy
+from ppo_jax.nn import MLP
+from ppo_jax.policy import Act, Evaluation, Policy
 
 
 def _categorical_entropy(logp: jax.Array) -> jax.Array:

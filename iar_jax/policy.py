@@ -24,7 +24,8 @@ import numpy as np
 from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights
 from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.rejection import RejectionPolicy, score_function_entropy
-from ppo_jax.policy import MLP, Batch
+from ppo_jax.nn import MLP
+from ppo_jax.policy import Batch
 
 ALPHA_MODES = ("static", "trainable", "adaptive")
 ALPHA_OBJECTIVES = ("calibration", "policy", "none")

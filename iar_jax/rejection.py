@@ -25,7 +25,8 @@ import numpy as np
 
 from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
-from ppo_jax.policy import MLP, Act, Evaluation, Policy
+from ppo_jax.nn import MLP
+from ppo_jax.policy import Act, Evaluation, Policy
 
 COEFS = ("ratio", "paper")
 

@@ -69,7 +69,7 @@ class PASPOConfig:
     intervals: str = "stored"  # evaluate: "stored" intervals from act (exact, no LPs) or "recompute"
     bounds: str = "auto"  # interval solver: "auto" (static fast path if available), "lp", "fast"
     lp_maxiter: int = 0  # iteration cap of the general LP; 0 = the solver's default
-    lp_warm_start: bool = True  # static constraints on the LP path: warm-start each LP from the Chebyshev centre's bases (2.2x faster at N = 50)
+    lp_warm_start: bool = True  # static constraints on the LP path: warm-start each LP from the Chebyshev centre's bases
     cost_limit: float = 0.0  # lagrangian: allowed mean summed violation per step
     lagrange_init: float = 1.0  # lagrangian: initial multiplier (> 0)
     projection_dist: str = "gaussian"  # projection: proposal "gaussian" or "dirichlet"

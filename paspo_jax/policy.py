@@ -1,209 +1,75 @@
 """PASPO's autoregressive Beta policy on a polytope (Winkel et al., NeurIPS 2024, Sec. 4).
 
-An allocation ``a`` (n,) on ``{A a <= b, sum(a) = 1, 0 <= a <= 1}`` is sampled entity by
-entity. For ``i = 1 .. n-1`` (0-based ``i = 0 .. n-2`` in the code):
+An allocation ``a`` (n,) on ``P = {A a <= b, sum(a) = 1, 0 <= a <= 1}`` is sampled entity by
+entity; for ``i = 0 .. n-2`` (0-based):
 
-1. the feasible interval of ``a_i`` given the earlier entries (PASPO Eq. 3, two LPs,
-   ``paspo_jax.lp.allocation_bounds``):
-   ``a_min_i = min a_i``, ``a_max_i = max a_i`` over the polytope with ``a_<i`` fixed;
-2. head ``i`` maps ``[encoder(s), a_<i]`` to Beta concentrations
-   ``alpha_i, beta_i = exp(output) + 1e-6``;
-3. ``u_i ~ Beta(alpha_i, beta_i)`` and ``a_i = a_min_i + (a_max_i - a_min_i) u_i``
-   (a ``distrax.ScalarAffine`` bijector);
+1. the feasible interval ``[a_min_i, a_max_i]`` of ``a_i`` given ``a_<i`` (PASPO Eq. 3,
+   ``paspo_jax.bounds.make_bounds_fn``: the static fast path or the LP path);
+2. head ``i`` maps ``[encoder(s), a_<i]`` to ``alpha_i, beta_i = exp(output) + 1e-6``;
+3. ``u_i ~ Beta(alpha_i, beta_i)``, ``a_i = a_min_i + (a_max_i - a_min_i) u_i``
+   (a ``distrax.ScalarAffine``);
 
-and the last entry takes the rest, ``a_n = 1 - sum(a_<n)``. The policy density (PASPO Eq. 4)
+and ``a_{n-1} = 1 - sum(a_<n-1)``. The density (PASPO Eq. 4), Jacobian included:
 
     log pi(a | s) = sum_i [ log Beta(u_i; alpha_i, beta_i) - log(a_max_i - a_min_i) ]
 
-includes the Jacobian of the affine map, ``-log(a_max_i - a_min_i)``.
+Invariants (``act`` and ``evaluate`` are the same function of the stored action):
 
-Numerical conventions (chosen so that ``act`` and ``evaluate`` are the same function of the
-stored action):
+- degenerate interval (width < ``degenerate_tol``, or reported infeasible): the entry is fixed
+  (midpoint; on the LP path the feasible completion below) and adds 0 to log-prob and entropy;
+  counted in ``policy/degenerate`` / ``policy/infeasible``;
+- ``u_i`` is clipped into ``[u_eps, 1 - u_eps]`` when sampling and when scoring;
+- concentrations are ``exp(clip(output, +-max_log_concentration)) + 1e-6``;
+- ``interval_margin`` shrinks every interval to ``[a_min + m, a_max - m]`` (to its midpoint if
+  narrower); the shrunk intervals are the ones stored and scored;
+- LP path: the chain carries a feasible completion ``c`` of its prefix (a point between the last
+  LPs' optimal vertices); from the first failed entry on the action is ``c``, so every action
+  satisfies ``A a <= b`` up to the vertices' round-off (``_chain``);
+- ``act`` stores the intervals in ``extras`` (``a_min``, ``a_max``, each (n-1,)); they depend
+  only on the action's prefix and the constraints, so ``evaluate`` reuses them
+  (``intervals="stored"``) or re-solves them (``"recompute"``, static constraints only): same
+  numbers;
+- entropy (``evaluate``): the paper's Monte-Carlo estimate ``sum_i H(pi_i | s, a_<i)`` along the
+  stored prefix, ``H(pi_i) = H(Beta(alpha_i, beta_i)) + log(a_max_i - a_min_i)`` exact per entry;
+- greedy: each Beta's mode along the chain (its mean where ``alpha, beta <= 1``).
 
-- Degenerate interval: width ``a_max_i - a_min_i < degenerate_tol`` (1e-4 as the original):
-  the entry is fixed at the interval's midpoint and contributes 0 to log-prob and entropy.
-  An interval the LP reports infeasible (only possible through round-off) is treated as
-  degenerate and counted in ``policy/infeasible``: on the fast path at the remaining mass's
-  lower end; on the LP path the entry and all later ones take the values of a feasible
-  completion of the prefix kept along the chain (below).
-- Beta samples that round to 0 or 1 (distrax's ``log(u)`` is -inf there): the position
-  ``u_i = (a_i - a_min_i) / (a_max_i - a_min_i)`` is clipped into ``[u_eps, 1 - u_eps]``,
-  both when sampling (the executed entry uses the clipped ``u``) and when scoring (``u`` is
-  recomputed from the action and clipped the same way).
-- Concentrations: ``exp(clip(output, -max_log_concentration, max_log_concentration)) + 1e-6``
-  (the clip only guards against overflow; 10 allows concentrations up to 2.2e4).
-- ``interval_margin`` (default 0, exact): shrinks every interval to
-  ``[a_min + margin, a_max - margin]`` (to its midpoint if narrower). A safety margin for LP
-  bounds computed in float32, whose vertices can be off by ~1e-5 on thin, degenerate
-  polytopes (synth7): a sample beyond the true bound makes the rest of the chain infeasible.
-  The shrunk intervals are the ones stored and scored, so log-probs stay consistent.
-- LP path (no static fast path: state-dependent constraints, or large random polytopes such
-  as ``PASPO-synth-50``): float32 dual simplex in remaining-mass coordinates, bounds
-  accurate to ~1e-7. A chain can drive the later slices of the polytope below that width
-  (``PASPO-synth-50`` with Beta(1, 1) heads: median width 3e-8 by entry 20, 2e-18 by entry
-  40 even in float64), and an LP then finds its prefix infeasible. The chain therefore
-  carries a feasible completion of its prefix, the point between the last LPs' two optimal
-  vertices at the sampled entry, and from the first failed entry on the action is that
-  completion (degenerate entries; ``_chain``). Measured with heads at Beta(1, 1) and pushed
-  to the interval ends (256 actions at N = 50, 64 at N = 100, per setting): every action
-  within 8.5e-7 of ``A a <= b``; when failed entries were set to 0, 92% of the Beta(1, 1)
-  actions at N = 50 violated it, by up to 0.2.
+Network (the original's): encoder ``Linear(obs, 32)-ReLU-Linear(32, 32)-ReLU``; ``n - 1`` heads,
+each an MLP [32, 32] -> 2 on ``[encoding, a_<i]`` (stored stacked with input ``32 + n - 1``,
+entries ``j >= i`` zeroed); critic ``Linear(obs, 32)-ReLU-Linear(32, 1)``; PyTorch's default
+init (``ppo_jax.nn.torch_mlp``); the heads' last layer scaled by ``head_out_scale`` (0.01: every
+head starts at Beta(1, 1), or at the de-biased Beta; the original used scale 1).
 
-Intervals in ``evaluate``. The intervals depend only on the action's own prefix and on the
-constraints, never on the network parameters, so the ones computed while sampling are the
-exact ones for scoring the stored action in every PPO epoch. ``act`` stores them in
-``extras`` (``a_min``, ``a_max``, each (n-1,)) and ``evaluate`` reuses them by default
-(``intervals="stored"``): the original re-solves all ``2(n-1)`` LPs in every epoch, which is
-the same numbers at ten times the cost. ``intervals="recompute"`` re-solves them from the
-action (``allocation_bounds_chain``; static constraints only, since ``evaluate`` gets no
-environment state), and the tests check that both agree.
+De-biased initialisation (Sec. 4.4, ``paspo_jax.debias``): one ML Beta fit per entity to
+``debias_samples`` uniform points of the polytope at ``env.reset(PRNGKey(debias_seed))``, added
+to each head's output bias; computed once per policy. ``act`` and ``greedy`` read
+``env.constraints(env_state, env_params)``, so state-dependent polytopes work.
 
-Entropy (``evaluate``): the Monte-Carlo estimate of the paper, ``sum_i H(pi_i | s, a_<i)``
-along the stored action's prefix, where ``H(pi_i) = H(Beta(alpha_i, beta_i)) +
-log(a_max_i - a_min_i)`` is the exact entropy of the scaled Beta (distrax's
-``Transformed.entropy``); degenerate entries add 0.
+Example::
 
-Greedy action: the mode of each Beta along the chain (the mean where the mode is undefined,
-``alpha, beta <= 1``).
+    policy = PASPOPolicy(env, env_params)                # an envs_jax AllocationEnv
+    params = policy.init(key, obs)
+    out = policy.act(params, key, obs, env_state, env_params)   # out.action: (n,), in P
 
-Network (the original's by default): encoder ``Linear(obs, 32)-ReLU-Linear(32, 32)-ReLU``;
-head ``i`` gets ``[encoding, a_<i]`` and is an MLP [32, 32] -> 2 (heads are stored stacked,
-each with an input of size ``32 + n - 1`` where entries ``j >= i`` are zero, which is the same
-function class as an input of ``a_<i`` only); a separate critic ``Linear(obs, 32)-ReLU-
-Linear(32, 1)``. Hidden layers use PyTorch's default initialisation (as the original); the
-heads' last layer is scaled by ``head_out_scale`` (0.01) so that every head starts at
-``Beta(1, 1)`` or, with de-biasing, at the fitted Beta (deviation from the original, whose
-last layer had the PyTorch default scale; the paper's de-biasing assumes outputs near 0).
-
-De-biased initialisation (Sec. 4.4, ``paspo_jax.debias``): ``debias_samples`` uniform points
-of the polytope (``paspo_jax.polytope``), their intervals along their own prefixes, one ML
-Beta fit per entity, ``log alpha_hat, log beta_hat`` added to each head's output bias. It is
-computed once per policy (outside the training program, cached) from the constraints of the
-environment state at ``env.reset(PRNGKey(debias_seed))``; for state-dependent constraints
-that is one state's polytope (an approximation: the paper's method assumes one polytope).
-
-State-dependent constraints (the paper's open question 2): ``act`` and ``greedy`` call
-``env.constraints(env_state, env_params)`` for every environment, so an env whose ``(A, b)``
-changes with its state (``PASPO-capacity-7``) is sampled from its own polytope.
+Measurements behind these choices (float32 bounds, margins, chain widths): see
+``benchmarks/RESULTS_paspo.md``, "Numerics of the policy".
 """
-
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import distrax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from paspo_jax import lp
+from paspo_jax.bounds import has_static_constraints, make_bounds_fn, static_polytope
+from ppo_jax.nn import torch_default_init, torch_mlp
 from ppo_jax.policy import Act, Evaluation, Policy
 
 __all__ = ["PASPOPolicy", "MLP", "torch_default_init", "has_static_constraints", "make_bounds_fn", "static_polytope"]
 
 CONCENTRATION_EPS = 1e-6  # concentrations = exp(output) + 1e-6 (original)
-
-
-def torch_default_init(scale: float = 1.0):
-    """PyTorch ``nn.Linear``'s default weight init (U(+-1/sqrt(fan_in))), times ``scale``."""
-    return nn.initializers.variance_scaling(scale**2 / 3.0, "fan_in", "uniform")
-
-
-class MLP(nn.Module):
-    """ReLU MLP: ``hidden`` layers, then an output layer of ``out`` units (``out=None``: the
-    last hidden activation is the output, as the original's encoder)."""
-
-    hidden: Sequence[int]
-    out: int | None = None
-    out_scale: float = 1.0
-
-    @nn.compact
-    def __call__(self, x):
-        for width in self.hidden:
-            x = nn.relu(nn.Dense(width, kernel_init=torch_default_init())(x))
-        if self.out is not None:
-            x = nn.Dense(self.out, kernel_init=torch_default_init(self.out_scale))(x)
-        return x
-
-
-def has_static_constraints(env) -> bool:
-    """Whether ``env.constraints`` is the base ``AllocationEnv``'s (``params.A, params.b``)."""
-    from envs_jax.allocation import AllocationEnv
-
-    return type(env).constraints is AllocationEnv.constraints
-
-
-def static_polytope(env, env_params, fast_path="auto"):
-    """``paspo_jax.polytope.Polytope`` of a static env's constraints, with the static fast path
-    when it can be built. Rows: ``env.exact_constraints`` (float64) when the env's float32
-    params are their rounding, else the params' rows in float64."""
-    from paspo_jax import polytope
-
-    A, b = env.constraints(None, env_params)
-    dtype = np.asarray(A).dtype
-    A, b, name = np.asarray(A, np.float64), np.asarray(b, np.float64), getattr(env, "name", "env")
-    exact = getattr(env, "exact_constraints", None)
-    if exact is not None:
-        # The float64 rows the params were rounded from, while they still round to them.
-        A64, b64 = (np.asarray(x, np.float64) for x in exact)
-        if (A64.shape, b64.shape) == (A.shape, b.shape) and np.array_equal(A64.astype(dtype), A.astype(dtype)) \
-                and np.array_equal(b64.astype(dtype), b.astype(dtype)):
-            A, b = A64, b64
-    if fast_path != "auto":
-        return polytope.Polytope(A, b, name=name, fast_path=fast_path)
-    try:
-        return polytope.Polytope(A, b, name=name, fast_path="auto")
-    except (MemoryError, RuntimeError) as e:  # the projections could not be built: LP path
-        warnings.warn(f"{name}: static fast path unavailable ({type(e).__name__}: {e}); using the LP path")
-        return polytope.Polytope(A, b, name=name, fast_path=False)
-
-
-def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None = None, poly=None,
-                   lp_warm_start: bool = True) -> Callable:
-    """``bounds_fn(A, b, prefix, i) -> (a_min, a_max, feasible[, x_min, x_max])`` for the policy.
-
-    ``"lp"``: the general batched dual simplex (``paspo_jax.lp.allocation_bounds``) on the
-    ``(A, b)`` it is given (any constraints, state-dependent ones included), solved in the
-    coordinates of the remaining mass (``rescale=True``: accurate for the late entries of
-    long chains in float32). With static constraints and ``lp_warm_start`` every LP starts
-    from the optimal basis of the same LP at the polytope's Chebyshev centre
-    (``lp.chain_warm_start``: same intervals up to float32 round-off, 2.6x fewer pivots on
-    PASPO-synth-50 / -100; full training on PASPO-synth-50 2.2x faster). On by default since
-    the policy's feasible completion and the LP's refined vertices (session 5) made long
-    chains feasible: a 51k-step PASPO-synth-50 run with it had no violating action (8.2%
-    before those fixes; ``benchmarks/RESULTS_paspo.md``). The LP path also returns the two optimal vertices
-    ``x_min, x_max`` (n,) (``vertices=True``), which the policy keeps as a feasible completion.
-    ``"fast"``: the static fast path of ``paspo_jax.polytope.Polytope`` (facets of the
-    projections computed once, bounds = min/max over rows; static constraints only; error if
-    it cannot be built). ``"auto"``: the fast path when the env's constraints are static and
-    the path could be built, else ``"lp"``. ``poly``: a prebuilt ``Polytope`` to use.
-    """
-    if bounds not in ("auto", "lp", "fast"):
-        raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
-    static = has_static_constraints(env)
-    if not static and bounds == "fast":
-        raise ValueError(f"bounds='fast' needs static constraints; {type(env).__name__} has state-dependent ones")
-    if static and bounds != "lp" and poly is None:
-        poly = static_polytope(env, env_params, fast_path=True if bounds == "fast" else "auto")
-    if static and bounds == "fast" and poly.fast is None:
-        raise ValueError(f"bounds='fast': no static fast path for {poly!r}")
-    if static and bounds != "lp" and poly.fast is not None:
-        def fast(A, b, prefix, i):
-            del A, b  # static: the polytope's own precomputed facet tables
-            return poly.bounds(prefix, i)
-
-        return fast
-    warm = None
-    if static and lp_warm_start:
-        A_env, b_env = (jnp.asarray(v, jnp.float32) for v in env.constraints(None, env_params))
-        if poly is None:
-            poly = static_polytope(env, env_params, fast_path=False)
-        warm = lp.chain_warm_start(A_env, b_env, jnp.asarray(poly.chebyshev_center()[0], jnp.float32),
-                                   maxiter=lp_maxiter)
-    return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True, warm=warm,
-                                                        vertices=True)
+MLP = torch_mlp  # this module's MLP(hidden, out=None, out_scale=1.0) before ``ppo_jax.nn``
 
 
 class PASPOPolicy(Policy):
@@ -272,9 +138,9 @@ class PASPOPolicy(Policy):
         if debias and (not isinstance(debias_samples, int) or debias_samples < 2):
             raise ValueError(f"debias_samples must be an integer >= 2, got {debias_samples!r}")
         self.env, self.env_params, self.n = env, env_params, n
-        self.encoder = MLP(tuple(encoder_hidden))
-        self.head = MLP(tuple(head_hidden), 2, out_scale=head_out_scale)
-        self.critic = MLP(tuple(critic_hidden), 1)
+        self.encoder = torch_mlp(encoder_hidden)
+        self.head = torch_mlp(head_hidden, 2, out_scale=head_out_scale)
+        self.critic = torch_mlp(critic_hidden, 1)
         self.debias, self.debias_samples, self.debias_method, self.debias_seed = (
             debias, debias_samples, debias_method, debias_seed)
         self.degenerate_tol, self.u_eps, self.max_log_concentration = degenerate_tol, u_eps, max_log_concentration
@@ -328,7 +194,7 @@ class PASPOPolicy(Policy):
         else:  # the policy's own LP path (warm-started for static constraints), in chunks
             lo, hi, feasible = self._lp_chain_bounds(jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32), points)
 
-        @jax.jit  # one program (op-by-op dispatch of the Newton fits took minutes for n = 50)
+        @jax.jit  # one program (op-by-op dispatch of the Newton fits is slow for large n)
         def fit(points, lo, hi, feasible):
             prefix = jnp.concatenate([jnp.zeros_like(points[:, :1]), points[:, : self.n - 2]], 1)
             remaining = 1.0 - jnp.cumsum(prefix, 1)
@@ -410,20 +276,16 @@ class PASPOPolicy(Policy):
         return jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
 
     def _chain(self, params, key, obs, env_state, env_params, mode: str):
-        """Sample (``mode="sample"``) or take the mode (``"greedy"``) along the chain.
+        """Sample (``mode="sample"``) or take the mode (``"greedy"``) along the chain:
+        ``(a (n,), a_min (n-1,), a_max (n-1,), log_prob, entropy, degenerate (n-1,),
+        infeasible (n-1,))``.
 
         On the LP path the chain also carries ``c`` (n,), a feasible completion of the
-        prefix: after entry ``i`` it is the point between the LP's two optimal vertices
-        ``x_min``, ``x_max`` (both feasible, prefix fixed, ``a_i`` at the interval's ends) with
-        ``c_i = a_i``. In high dimension the remaining slice of the polytope shrinks
-        geometrically along the chain, below float32 (and float64) resolution: on
-        PASPO-synth-50 with Beta(1, 1) heads the median interval width is 3e-8 by entry 20,
-        and the LPs of a later entry can then fail. From the first failed entry on, the
-        rest of the allocation is ``c`` (those entries are degenerate: log-prob and entropy
-        0, stored interval ``[c_i, c_i]``, counted in the ``infeasible`` metric), so the action
-        stays feasible up to the vertices' round-off. (Before, such entries were set to 0
-        and the last entry took the rest: 92% of those Beta(1, 1) actions at N = 50
-        violated ``A a <= b``, by up to 0.2.)
+        prefix: after entry ``i`` the point between the LP's two optimal vertices ``x_min``,
+        ``x_max`` (both feasible, prefix fixed) with ``c_i = a_i``. From the first entry whose
+        LPs fail (the remaining slice can shrink below float32 resolution on long chains) the
+        rest of the allocation is ``c``: degenerate entries (log-prob and entropy 0, stored
+        interval ``[c_i, c_i]``, counted in ``infeasible``).
         """
         A, b = self.env.constraints(env_state, env_params)
         A, b = jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)

@@ -92,11 +92,10 @@ class Polytope:
         facets (then bounds use the LP path); ``True`` requires it; ``False`` skips it.
       max_fast_rows: facet budget per projection for ``"auto"``.
       max_vertices: vertex budget of the enumeration behind the fast path (the
-        vertex count of a polytope can grow exponentially with n: PASPO-synth-100
-        falls back to the LP path).
+        vertex count of a polytope can grow exponentially with n).
       max_fast_entities: ``"auto"`` does not try the fast path above this many
-        entities (the enumeration only finds out that it exceeds its budgets after
-        minutes: 2 min for PASPO-synth-50; synth-20 fails in 3 s). ``True`` always tries.
+        entities (the enumeration can take minutes to exceed its budgets; timings in
+        ``benchmarks/RESULTS_paspo.md``). ``True`` always tries.
 
     Raises ``ValueError`` (naming the polytope) for wrong shapes, NaN/inf entries
     and an empty polytope.

@@ -40,13 +40,12 @@ import dataclasses
 from typing import Any, NamedTuple, Sequence
 
 import distrax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
-from ppo_jax.linalg import orthogonal
+from ppo_jax.nn import MLP  # also imported from here by the engine and older code
 
 Params = Any
 PyTree = Any
@@ -109,23 +108,6 @@ class Policy:
 
     def greedy(self, params, obs, env_state, env_params) -> jax.Array:
         raise NotImplementedError
-
-
-class MLP(nn.Module):
-    """Fully connected torso with orthogonal init (PureJaxRL's actor-critic layers; the
-    initializer is ``ppo_jax.linalg.orthogonal``, flax's distribution without LAPACK)."""
-
-    hidden: Sequence[int]
-    out: int
-    activation: str = "tanh"
-    out_scale: float = 0.01
-
-    @nn.compact
-    def __call__(self, x):
-        act = {"tanh": nn.tanh, "relu": nn.relu}[self.activation]
-        for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
-        return nn.Dense(self.out, kernel_init=orthogonal(self.out_scale))(x)
 
 
 class MLPActorCritic(Policy):

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax.policy import MLP, Act, Evaluation, Policy
+from ppo_jax.nn import MLP
+from ppo_jax.policy import Act, Evaluation, Policy
 
 
 class FactoredCategoricalPolicy(Policy):
