@@ -45,7 +45,8 @@ from ppo_jax.config import PPOConfig
 from envs_jax.contracts import COST_KEY, FixedStarts  # info[COST_KEY]: a step's cost, () or (C,)
 from ppo_jax.losses import explained_variance, gae, ppo_loss
 from ppo_jax.normalize import RunningMeanStd
-from ppo_jax.policy import MLP, Batch, Policy
+from ppo_jax.nn import MLP
+from ppo_jax.policy import Batch, Policy
 from ppo_jax.update import MinibatchUpdate, UpdateRule, UpdateState
 
 ENV_AXIS = "envs"
