@@ -51,6 +51,7 @@ from flax import struct
 
 from dra_jax import agent as agent_lib
 from dra_jax import objectives
+from ppo_jax.config import check_config
 from envs_jax.contracts import TrialSwitchParams
 
 
@@ -82,20 +83,15 @@ class Config:
 
     def __post_init__(self):
         objectives.check_names(self.objective, self.baseline)
-        if self.allocation not in ("flexible", "equal"):
-            raise ValueError(f"unknown allocation {self.allocation!r}; choose 'flexible' or 'equal'")
-        if self.beta_schedule not in ("constant", "slow"):
-            raise ValueError(f"unknown beta_schedule {self.beta_schedule!r}; choose 'constant' or 'slow'")
-        for name in ("n_trials", "n_rollouts", "max_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sigma0", "sigma_base", "sigma_min", "beta"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_config(
+            self,
+            choices={"allocation": ("flexible", "equal"), "beta_schedule": ("constant", "slow"),
+                     "rollout_start": ("fresh", "learning")},
+            positive_ints=("n_trials", "n_rollouts", "max_steps"),
+            positive=("sigma0", "sigma_base", "sigma_min", "beta"),
+        )
         if self.sigma_max < self.sigma_min:
             raise ValueError(f"sigma_max ({self.sigma_max}) < sigma_min ({self.sigma_min})")
-        if self.rollout_start not in ("fresh", "learning"):
-            raise ValueError(f"unknown rollout_start {self.rollout_start!r}; choose 'fresh' or 'learning'")
         if not self.horizon_T >= 0:
             raise ValueError(f"horizon_T must be >= 0 (0: the task's horizon), got {self.horizon_T}")
 

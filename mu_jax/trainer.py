@@ -32,6 +32,7 @@ from envs_jax.contracts import CandidateDomain, require
 from mu_jax import generator as gen
 from mu_jax import objectives as obj
 from mu_jax.search import kr_ucb_search, ucb_search
+from ppo_jax.config import check_config
 
 
 @dataclass(frozen=True)
@@ -258,19 +259,13 @@ class MUTrainer:
 
 
 def _validate(config: Config) -> None:
-    if config.objective not in obj.OBJECTIVES:
-        raise ValueError(f"unknown objective {config.objective!r}; expected one of {obj.OBJECTIVES}")
-    if config.estimator not in obj.ESTIMATORS:
-        raise ValueError(f"unknown estimator {config.estimator!r}; expected one of {obj.ESTIMATORS}")
-    if config.gradient not in obj.GRADIENTS + ("auto",):
-        raise ValueError(f"unknown gradient {config.gradient!r}; expected auto, score or pathwise")
-    if config.head_layer not in ("dense", "spatial"):
-        raise ValueError(f"unknown head_layer {config.head_layer!r}; expected 'dense' or 'spatial'")
-    if config.head not in gen.HEAD_KINDS + ("auto",):
-        raise ValueError(f"unknown head {config.head!r}; expected auto or one of {gen.HEAD_KINDS}")
-    for field in ("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"):
-        if getattr(config, field) < 1:
-            raise ValueError(f"Config.{field} must be >= 1, got {getattr(config, field)}")
+    check_config(
+        config,
+        choices={"objective": obj.OBJECTIVES, "estimator": obj.ESTIMATORS, "gradient": obj.GRADIENTS + ("auto",),
+                 "head_layer": ("dense", "spatial"), "head": gen.HEAD_KINDS + ("auto",)},
+        positive_ints=("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"),
+        positive=("learning_rate",),
+    )
     if config.search_budget < config.num_candidates:
         raise ValueError(
             f"Config.search_budget ({config.search_budget}) must be >= num_candidates ({config.num_candidates})"
@@ -279,8 +274,6 @@ def _validate(config: Config) -> None:
         raise ValueError("Config.baseline applies to the paper's estimators; the orig estimator has none")
     if config.baseline and config.batch_size < 2:
         raise ValueError("Config.baseline (leave-one-out) needs batch_size >= 2")
-    if config.learning_rate <= 0:
-        raise ValueError(f"Config.learning_rate must be > 0, got {config.learning_rate}")
 
 
 def make_trainer(config: Config, env_id: str) -> MUTrainer:

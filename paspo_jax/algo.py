@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ppo_jax.config import PPOConfig
+from ppo_jax.config import PPOConfig, check_config
 
 METHODS = ("paspo", "dirichlet", "lagrangian", "projection")
 
@@ -78,35 +78,19 @@ class PASPOConfig:
     projection_margin: float = 1e-5  # projection: facets moved inward by this (float32 round-off safety)
 
     def __post_init__(self) -> None:
-        choices = {
-            "method": METHODS,
-            "debias_method": ("rejection", "hit_and_run"),
-            "intervals": ("stored", "recompute"),
-            "bounds": ("auto", "lp", "fast"),
-            "projection_dist": ("gaussian", "dirichlet"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"paspo config {name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("encoder_hidden", "head_hidden", "critic_hidden"):
-            widths = getattr(self, name)
-            if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
-                raise ValueError(f"paspo config {name} must be positive integer widths, got {widths!r}")
-        for name in ("debias_samples",):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-                raise ValueError(f"paspo config {name} must be an integer >= 2, got {value!r}")
-        for name in ("lp_maxiter", "projection_maxiter", "debias_seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"paspo config {name} must be a non-negative integer, got {value!r}")
-        for name in ("head_out_scale", "lagrange_init", "projection_init_std", "max_log_concentration"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"paspo config {name} must be > 0, got {getattr(self, name)!r}")
+        check_config(
+            self,
+            choices={"method": METHODS, "debias_method": ("rejection", "hit_and_run"), "intervals": ("stored", "recompute"),
+                     "bounds": ("auto", "lp", "fast"), "projection_dist": ("gaussian", "dirichlet")},
+            nonneg_ints=("lp_maxiter", "projection_maxiter", "debias_seed"),
+            positive=("head_out_scale", "lagrange_init", "projection_init_std", "max_log_concentration"),
+            nonneg=("degenerate_tol", "cost_limit", "interval_margin", "projection_margin"),
+            widths=("encoder_hidden", "head_hidden", "critic_hidden"),
+        )
+        if not isinstance(self.debias_samples, int) or isinstance(self.debias_samples, bool) or self.debias_samples < 2:
+            raise ValueError(f"paspo config debias_samples must be an integer >= 2, got {self.debias_samples!r}")
         if not 0 < self.u_eps < 0.5:
             raise ValueError(f"paspo config u_eps must lie in (0, 0.5), got {self.u_eps!r}")
-        if min(self.degenerate_tol, self.cost_limit, self.interval_margin, self.projection_margin) < 0:
-            raise ValueError("paspo config degenerate_tol, cost_limit, interval_margin, projection_margin must be >= 0")
 
     def replace(self, **changes) -> "PASPOConfig":
         return dataclasses.replace(self, **changes)

@@ -48,33 +48,18 @@ class PPOConfig:
     eval_fixed_starts: str = "auto"  # "auto": env.reset_to(key, params, i) where the env offers it; "on"; "off"
 
     def __post_init__(self) -> None:
-        positive = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "gamma", "gae_lambda", "ent_coef", "vf_coef", "adam_eps", "obs_clip", "value_loss_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"config.{name} must be a finite non-negative number, got {value!r}")
-        if self.lr <= 0:
-            raise ValueError(f"config.lr must be positive, got {self.lr!r}")
+        check_config(
+            self,
+            choices={"eval_mode": ("stochastic", "greedy"), "eval_fixed_starts": ("auto", "on", "off"),
+                     "optimizer": ("adam", "rmsprop")},
+            positive_ints=("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "eval_episodes"),
+            nonneg_ints=("eval_every", "eval_max_steps"),
+            positive=("lr",),
+            nonneg=("gamma", "gae_lambda", "ent_coef", "vf_coef", "adam_eps", "obs_clip", "value_loss_scale"),
+            widths=("cost_critic_hidden",),
+        )
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("config.gamma and config.gae_lambda must lie in [0, 1]")
-        for name in ("eval_every", "eval_max_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"config.{name} must be a non-negative integer, got {value!r}")
-        if not isinstance(self.eval_episodes, int) or isinstance(self.eval_episodes, bool) or self.eval_episodes < 1:
-            raise ValueError(f"config.eval_episodes must be a positive integer, got {self.eval_episodes!r}")
-        if self.eval_mode not in ("stochastic", "greedy"):
-            raise ValueError(f"config.eval_mode must be 'stochastic' or 'greedy', got {self.eval_mode!r}")
-        if self.eval_fixed_starts not in ("auto", "on", "off"):
-            raise ValueError(f"config.eval_fixed_starts must be 'auto', 'on' or 'off', got {self.eval_fixed_starts!r}")
-        if any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in self.cost_critic_hidden):
-            raise ValueError(f"config.cost_critic_hidden must be positive integer widths, got {self.cost_critic_hidden!r}")
-        if self.optimizer not in ("adam", "rmsprop"):
-            raise ValueError(f"config.optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         if self.clip_eps is not None and not self.clip_eps > 0:
             raise ValueError(f"config.clip_eps must be positive or None, got {self.clip_eps!r}")
         if self.batch_size % self.num_minibatches:
@@ -123,6 +108,48 @@ class PPOConfig:
             ent_coef=0.0,
         )
         return cls(**{**defaults, **overrides})
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_config(
+    cfg,
+    *,
+    choices: dict[str, tuple] | None = None,
+    positive_ints: tuple[str, ...] = (),
+    nonneg_ints: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    nonneg: tuple[str, ...] = (),
+    widths: tuple[str, ...] = (),
+) -> None:
+    """The field checks every config class of the project makes, in one place: one
+    ``ValueError`` naming the first bad field of ``cfg`` (a dataclass instance).
+
+    ``choices``: field -> allowed values; ``positive_ints`` (>= 1) / ``nonneg_ints`` (>= 0):
+    integers, not bools; ``positive`` (> 0) / ``nonneg`` (>= 0): finite numbers; ``widths``:
+    non-empty tuples of positive integers (hidden-layer sizes).
+
+    >>> check_config(PPOConfig(), positive_ints=("num_envs",))
+    """
+    name = f"{type(cfg).__module__.split('.')[0]}.{type(cfg).__name__}"  # e.g. mu_jax.Config
+    for field, allowed in (choices or {}).items():
+        value = getattr(cfg, field)
+        if value not in allowed:
+            raise ValueError(f"unknown {field} {value!r} for {name}; expected one of {tuple(allowed)}")
+    for fields, ok, what in (
+        (positive_ints, lambda v: _is_int(v) and v >= 1, "a positive integer"),
+        (nonneg_ints, lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+        (positive, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0, "a finite positive number"),
+        (nonneg, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, "a finite non-negative number"),
+        (widths, lambda v: isinstance(v, tuple) and len(v) > 0 and all(_is_int(w) and w >= 1 for w in v),
+         "a non-empty tuple of positive integer widths"),
+    ):
+        for field in fields:
+            value = getattr(cfg, field)
+            if not ok(value):
+                raise ValueError(f"{name}.{field} must be {what}, got {value!r}")
 
 
 def unpack_configs(algo: str, configs: dict, **expected: type) -> tuple:
