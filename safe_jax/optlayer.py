@@ -98,6 +98,7 @@ class OptLayerPolicy(DirichletPolicy):
     ``margin``: facets moved inward by this much for the projection (0: exact). A failed solve
     (status != 0) executes the polytope's Chebyshev centre (static rows) or the solver's last
     iterate, counted in ``policy/qp_failed``. Metrics: ``policy/proposal_cost``,
+    ``policy/violation`` (the executed action's summed violation on the env's rows),
     ``policy/moved`` ``||a - z||``, ``policy/alignment`` (cosine of ``a - 1/n`` and ``z - 1/n``).
     """
 
@@ -126,13 +127,14 @@ class OptLayerPolicy(DirichletPolicy):
         z = dist.sample(seed=key)
         proj = self._projector.project(self.sign * z, env_state, env_params)
         a = proj.x
-        A, b = self._cost_rows(*self._constraints(env_state, env_params))
+        A_env, b_env = self._constraints(env_state, env_params)
+        A, b = self._cost_rows(A_env, b_env)
         cost = proposal_cost(z, A, b)
         n = self.n
         dz, da = z - 1.0 / n, a - 1.0 / n
         align = jnp.sum(dz * da) / (jnp.linalg.norm(dz) * jnp.linalg.norm(da) + 1e-12)
         extras = {"z": z, "logp_z": self._log_prob(dist, z), "cost": cost, "first": jnp.asarray(time) == 0}
-        metrics = {"proposal_cost": cost, "moved": jnp.linalg.norm(a - z), "alignment": align,
+        metrics = {"proposal_cost": cost, "violation": jnp.sum(jnp.maximum(A_env @ a - b_env, 0.0)), "moved": jnp.linalg.norm(a - z), "alignment": align,
                    "qp_failed": (proj.status != 0).astype(jnp.float32)}
         return Act(a, self._log_prob(dist, a), self.value(params, obs), extras, metrics)
 
