@@ -10,8 +10,11 @@ original's baselines all share them). ``configs["safe"]`` is a :class:`SafeConfi
 (PASPO-*) ``paspo_jax``'s :class:`~paspo_jax.baselines.DirichletPolicy` (the original's
 baseline policy: concentrations ``exp(.) + 1e-6``, actions floored at 1e-6, 32-32 ReLU);
 MultiDiscrete (ERA): :class:`~safe_jax.policy.FactoredCategoricalPolicy`; otherwise the
-project's ``MLPActorCritic`` (Discrete / Box). The env must report
-``info["cost"]``. :func:`paper` returns the original's settings for a method.
+project's ``MLPActorCritic`` (Discrete / Box); ``optlayer`` / ``optlayer-orig``:
+:class:`~safe_jax.optlayer.OptLayerPolicy` (allocation envs only). The env must report
+``info["cost"]``; ``SafeConfig.cost_rows`` picks, on allocation envs, the summed violation
+(default) or one cost per constraint row (``safe_jax.rows``). :func:`paper` returns the
+original's settings for a method.
 """
 
 from __future__ import annotations
