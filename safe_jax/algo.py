@@ -154,15 +154,7 @@ def make_rule(cfg: SafeConfig):
 
 def make_policy(cfg: SafeConfig, env, env_params):
     """DirichletPolicy for allocation envs (``num_entities`` + ``constraints``), a factored
-    categorical for MultiDiscrete actions (ERA; ``safe_jax.policy``), else MLPActorCritic;
-    optlayer*: ``safe_jax.optlayer.OptLayerPolicy`` (allocation envs only)."""
-    if cfg.method in OPTLAYER:
-        from safe_jax.optlayer import OptLayerPolicy
-        from safe_jax.rows import raw_row_scale
-
-        scale = raw_row_scale(env, env_params) if cfg.cost_rows == "raw" else None
-        return OptLayerPolicy(env, env_params, sign=-1.0 if cfg.method == "optlayer-orig" else 1.0, row_scale=scale,
-                              encoder_hidden=cfg.encoder_hidden)
+    categorical for MultiDiscrete actions (ERA; ``safe_jax.policy``), else MLPActorCritic."""
     if hasattr(env, "constraints") and hasattr(env, "num_entities"):
         from paspo_jax.baselines import DirichletPolicy
 
@@ -175,6 +167,20 @@ def make_policy(cfg: SafeConfig, env, env_params):
 
         return FactoredCategoricalPolicy(space.nvec, hidden=cfg.hidden)
     return MLPActorCritic(space, hidden=cfg.hidden)
+
+
+def policy_for(cfg: SafeConfig, env, env_params):
+    """The method's policy: ``safe_jax.optlayer.OptLayerPolicy`` for optlayer* (allocation envs
+    only; sign -1 for ``optlayer-orig``; the proposal's cost on the raw rows with
+    ``cost_rows="raw"``), else :func:`make_policy`."""
+    if cfg.method not in OPTLAYER:
+        return make_policy(cfg, env, env_params)
+    from safe_jax.optlayer import OptLayerPolicy
+    from safe_jax.rows import raw_row_scale
+
+    scale = raw_row_scale(env, env_params) if cfg.cost_rows == "raw" else None
+    return OptLayerPolicy(env, env_params, sign=-1.0 if cfg.method == "optlayer-orig" else 1.0, row_scale=scale,
+                          encoder_hidden=cfg.encoder_hidden)
 
 
 def build(env_id: str, configs: dict, mesh=None):
@@ -190,7 +196,7 @@ def build(env_id: str, configs: dict, mesh=None):
     env, env_params = envs_jax.make(env_id)
     if env_cost_shape(env, env_params) is None:
         raise ValueError(f"--algo safe needs an env that reports info['cost']; {env_id!r} does not")
-    policy = make_policy(cfg, env, env_params)
+    policy = policy_for(cfg, env, env_params)
     if cfg.cost_rows != "sum" and cfg.method not in OPTLAYER:
         from safe_jax.rows import RowCostEnv
 

@@ -19,7 +19,7 @@ from ppo_jax.config import PPOConfig
 from ppo_jax.engine import make_optimizer
 from ppo_jax.policy import Batch
 from ppo_jax.update import UpdateState
-from safe_jax.algo import SafeConfig, build, make_policy, make_rule, presets
+from safe_jax.algo import SafeConfig, build, make_rule, policy_for, presets
 from safe_jax.optlayer import cost_to_go, optlayer_project, proposal_cost
 from safe_jax.rows import raw_row_scale
 
@@ -50,7 +50,7 @@ def test_executed_action_is_the_projection_of_minus_z_for_orig_and_of_z_for_fixe
 
 def test_policy_executes_the_projection_and_reports_the_proposal_cost():
     env, params = envs_jax.make("PASPO-compute-9")
-    pol = make_policy(SafeConfig(method="optlayer-orig", cost_rows="raw"), env, params)
+    pol = policy_for(SafeConfig(method="optlayer-orig", cost_rows="raw"), env, params)
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     p = pol.init(jax.random.PRNGKey(1), obs, state, params)
     acts = jax.jit(jax.vmap(lambda k: pol.act(p, k, obs, state, params)))(jax.random.split(jax.random.PRNGKey(2), 6))
@@ -94,7 +94,7 @@ def test_cpc_update_takes_two_optimizer_steps_on_the_right_losses():
     ppo = PPOConfig(num_envs=N, num_steps=T, total_timesteps=N * T, num_minibatches=1, update_epochs=1, lr=0.01, anneal_lr=False,
                     max_grad_norm=2.0, adam_eps=1e-8, clip_eps=0.2, clip_value=False, ent_coef=0.05, vf_coef=0.5, gamma=1.0, gae_lambda=0.9)
     env, env_params = envs_jax.make("PASPO-compute-9")
-    pol = make_policy(SafeConfig(method="optlayer"), env, env_params)
+    pol = policy_for(SafeConfig(method="optlayer"), env, env_params)
     engine = SimpleNamespace(config=ppo, optimizer=make_optimizer(ppo), policy=pol)  # what the rule uses
     rng = np.random.default_rng(3)
     obs = jnp.asarray(rng.normal(size=(N * T,) + env.observation_space(env_params).shape), jnp.float32)
