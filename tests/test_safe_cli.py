@@ -1,7 +1,8 @@
 """Smoke: ``python train.py --algo safe --method X --env E`` trains (finite metrics, one row per
-update) for every method on PASPO's three envs, ERA, and the probes (slow matrix); CI runs two
-pairs that cover the new pieces (OptLayer's CPC update with the paper preset; the original-form
-Lagrangian on synth-7's 611 raw rows), and the error of OptLayer on an env without a polytope."""
+update) for every method on PASPO's three envs, ERA, and the probes (slow matrix, and two slow
+pairs that check the new pieces: OptLayer-orig's sign with the paper preset, the original-form
+Lagrangian on synth-7's 611 raw rows); CI: OptLayer refused on an env without a polytope
+(tests/test_safe_probe.py runs train.py --algo safe in CI)."""
 
 import json
 
@@ -30,6 +31,7 @@ def _train(tmp_path, method, env, *extra):
     return rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,env,extra", [
     ("optlayer-orig", "PASPO-compute-9", ("--preset", "paper")),
     ("ppo_lag_orig", "PASPO-synth-7", ("--preset", "paper")),

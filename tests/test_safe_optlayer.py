@@ -99,8 +99,12 @@ def test_cpc_update_takes_two_optimizer_steps_on_the_right_losses():
     rng = np.random.default_rng(3)
     obs = jnp.asarray(rng.normal(size=(N * T,) + env.observation_space(env_params).shape), jnp.float32)
     p0 = pol.init(jax.random.PRNGKey(0), obs[0])
-    _, env_state = env.reset(jax.random.PRNGKey(1), env_params)
-    acts = jax.jit(jax.vmap(lambda k, o: pol.act(p0, k, o, env_state, env_params)))(jax.random.split(jax.random.PRNGKey(4), N * T), obs)
+    # Proposals z and executed actions a (any simplex points: the rule does not project) with
+    # their behaviour log-probs under p0 (the policy's own, jitted once).
+    z = jnp.asarray(rng.dirichlet(np.full(9, 0.7), N * T), jnp.float32)
+    a = jnp.asarray(rng.dirichlet(np.full(9, 2.0), N * T), jnp.float32)
+    logp = jax.jit(jax.vmap(lambda o, x: pol.evaluate(p0, None, o, x, ()).log_prob))
+    acts = SimpleNamespace(action=a, log_prob=logp(obs, a), extras={"z": z, "logp_z": logp(obs, z)})
     first = np.array([[True, False, True], [False, False, False]]).reshape(-1)
     cost = rng.uniform(0.0, 0.5, N * T).astype(np.float32)
     extras = {**acts.extras, "cost": jnp.asarray(cost), "first": jnp.asarray(first)}
