@@ -103,14 +103,16 @@ PRESETS = {"paper": paper}
 
 def presets(name: str, env_id: str, overrides: dict) -> dict:
     """``train.py``'s preset hook: ``name`` "default" (the classes' defaults) or "paper"
-    (:func:`paper` for the method in ``overrides["safe"]``), with ``overrides`` (per config
-    name, field -> value) applied on top."""
+    (:func:`paper` for the method in ``overrides["safe"]``; per-row costs only on the PASPO-*
+    allocation envs), with ``overrides`` (per config name, field -> value) applied on top."""
     if name not in ("default", "paper"):
         raise ValueError(f"unknown safe preset {name!r}; choose 'default' or 'paper'")
     safe_over, ppo_over = dict(overrides.get("safe", {})), dict(overrides.get("ppo", {}))
     method = safe_over.pop("method", SafeConfig().method)
     if name == "paper":
         base = paper(method)
+        if not env_id.startswith("PASPO-"):  # no constraint rows: the env's own cost
+            base["safe"] = base["safe"].replace(cost_rows="sum")
         return {"ppo": base["ppo"].replace(**ppo_over), "safe": base["safe"].replace(**safe_over)}
     return {"ppo": SafePPOConfig(**ppo_over), "safe": SafeConfig(method=method, **safe_over)}
 

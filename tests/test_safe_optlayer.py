@@ -171,3 +171,10 @@ def test_optlayer_presets_and_bad_env():
         build("Safe-bandit", {"ppo": PPOConfig(), "safe": SafeConfig(method="optlayer")})
     with pytest.raises(ValueError, match="cost_rows"):
         SafeConfig(cost_rows="all")
+
+
+def test_paper_preset_keeps_the_envs_cost_off_allocation_envs():
+    assert presets("paper", "Safe-bandit", {"safe": {"method": "ppo_lag_orig"}})["safe"].cost_rows == "sum"
+    assert presets("paper", "PASPO-synth-7", {"safe": {"method": "ppo_lag_orig"}})["safe"].cost_rows == "raw"
+    with pytest.raises(ValueError, match="allocation env"):
+        build("Safe-bandit", {"ppo": PPOConfig(), "safe": SafeConfig(method="ppo_lag_orig", cost_rows="raw")})
