@@ -2,12 +2,14 @@
 optimum) or any cost-reporting env (``--env PASPO-synth-7``), seeds vmapped in one program;
 prints a markdown table.
 
-    PYTHONPATH=. python benchmarks/safe_probe.py --seeds 5 --updates 100 --cost-limit 0.25 \
+    python -m benchmarks.safe_probe --seeds 5 --updates 100 --cost-limit 0.25 \
         --methods "ppo_lag,p3o,p3o[p3o_j_scale=one],cpo"
 
 Figures per seed: the mean over the last ``--tail`` updates of the training metrics ``return``
 and ``cost_return`` (mean episode return / cost of the rollout); violation = max(cost - d, 0);
-violating actions = the engine's ``violation_rate`` (envs reporting ``info["violation"]``).
+violating actions = the engine's ``violation_rate`` (envs reporting ``info["violation"]``);
+violation / step = the policy's ``policy/violation`` metric (allocation envs: the executed
+action's summed violation on the env's unit-norm rows, whatever rows the rule's costs use).
 Table: mean +- std over seeds, and the optimum from the closed form (envs_jax.safe_probes).
 """
 
@@ -36,7 +38,8 @@ def run(method, env_id, seeds, updates, cost_limit, tail, ppo_overrides=None, sa
     ret = np.asarray(m["return"])[:, -tail:].mean(1)
     cost = np.asarray(m["cost_return"])[:, -tail:].mean(1)
     rate = np.asarray(m["violation_rate"])[:, -tail:].mean(1)
-    return ret, cost, rate, wall
+    step_viol = np.asarray(m["policy/violation"])[:, -tail:].mean(1) if "policy/violation" in m else np.full(seeds, np.nan)
+    return ret, cost, rate, step_viol, wall
 
 
 def _parse(entry: str):
@@ -69,15 +72,15 @@ def main(argv=None):
     print(f"{args.env}, cost limit {args.cost_limit}: {head}"
           f"{args.seeds} seeds x {args.updates} updates of 512 steps (PASPO's PPO settings"
           f"{'' if args.lr is None else f', lr {args.lr}'}); last {args.tail} updates\n")
-    print("| method | return | episode cost | violation max(cost - d, 0) | violating actions | |return - optimum| | wall s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | return | episode cost | violation max(cost - d, 0) | violating actions | violation / step | |return - optimum| | wall s |")
+    print("|---|---|---|---|---|---|---|---|")
     for entry in args.methods.split(","):
         method, overrides = _parse(entry)
-        ret, cost, rate, wall = run(method, args.env, args.seeds, args.updates, args.cost_limit, args.tail, ppo_overrides=ppo_over,
+        ret, cost, rate, step_viol, wall = run(method, args.env, args.seeds, args.updates, args.cost_limit, args.tail, ppo_overrides=ppo_over,
                                     safe_overrides=overrides)
         viol = np.maximum(cost - args.cost_limit, 0)
         print(f"| {entry} | {ret.mean():.4f} +- {ret.std():.4f} | {cost.mean():.4f} +- {cost.std():.4f} | "
-              f"{viol.mean():.4f} (max {viol.max():.4f}) | {rate.mean():.4f} | {np.abs(ret - opt_r).max():.4f} (worst seed) | {wall:.1f} |",
+              f"{viol.mean():.4f} (max {viol.max():.4f}) | {rate.mean():.4f} | {step_viol.mean():.4g} | {np.abs(ret - opt_r).max():.4f} (worst seed) | {wall:.1f} |",
               flush=True)
 
 

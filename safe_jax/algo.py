@@ -10,8 +10,11 @@ original's baselines all share them). ``configs["safe"]`` is a :class:`SafeConfi
 (PASPO-*) ``paspo_jax``'s :class:`~paspo_jax.baselines.DirichletPolicy` (the original's
 baseline policy: concentrations ``exp(.) + 1e-6``, actions floored at 1e-6, 32-32 ReLU);
 MultiDiscrete (ERA): :class:`~safe_jax.policy.FactoredCategoricalPolicy`; otherwise the
-project's ``MLPActorCritic`` (Discrete / Box). The env must report
-``info["cost"]``. :func:`paper` returns the original's settings for a method.
+project's ``MLPActorCritic`` (Discrete / Box); ``optlayer`` / ``optlayer-orig``:
+:class:`~safe_jax.optlayer.OptLayerPolicy` (allocation envs only). The env must report
+``info["cost"]``; ``SafeConfig.cost_rows`` picks, on allocation envs, the summed violation
+(default) or one cost per constraint row (``safe_jax.rows``). :func:`paper` returns the
+original's settings for a method.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 from paspo_jax.algo import PaspoPPOConfig
 from ppo_jax.config import PPOConfig
 
-METHODS = ("ppo_lag", "ppo_lag_orig", "p3o", "ipo", "cup", "cpo")
+METHODS = ("ppo_lag", "ppo_lag_orig", "p3o", "ipo", "cup", "cpo", "optlayer", "optlayer-orig")
+OPTLAYER = ("optlayer", "optlayer-orig")  # policy-side methods (allocation envs only)
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,16 @@ class SafeConfig:
     line_search_steps: int = 20  # cpo: backtracking steps (original: 20)
     hidden: tuple[int, ...] = (64, 64)  # MLPActorCritic widths (non-allocation envs)
     encoder_hidden: tuple[int, ...] = (32, 32)  # DirichletPolicy widths (allocation envs; original 32-32)
+    # Allocation envs: the costs the rule sees (safe_jax.rows): "sum" the env's summed violation
+    # (one cost), "rows" one cost per row of the env (unit-norm) rows, "raw" one per stored raw
+    # row (the original's). optlayer*: the rows of the proposal's cost ("sum"/"rows": the env's).
+    cost_rows: str = "sum"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"safe config method must be one of {METHODS}, got {self.method!r}")
+        if self.cost_rows not in ("sum", "rows", "raw"):
+            raise ValueError(f"safe config cost_rows must be 'sum', 'rows' or 'raw', got {self.cost_rows!r}")
         if self.p3o_j_scale not in ("1-gamma", "one"):
             raise ValueError(f"safe config p3o_j_scale must be '1-gamma' or 'one', got {self.p3o_j_scale!r}")
         if min(self.cost_limit, self.lagrange_init) < 0:
@@ -77,8 +87,11 @@ def paper(method: str, **overrides) -> dict:
     PPO: PASPO's (Adam 1e-3, 10 epochs, minibatch 64 of 512, clip 0.3, gamma 1, GAE 0.95,
     entropy 0.01, gradient clip 2); cost limit 0; Lagrange/CUP multipliers at 1, lr 0.035;
     P3O kappa 20; IPO t 20, slack 0.001; CPO target KL 0.01, CG 15, damping 0.1, 20 line-search
-    steps (CPO's actor takes no entropy bonus; its critics use the PPO minibatches)."""
-    safe = SafeConfig(method=method).replace(**overrides)
+    steps (CPO's actor takes no entropy bonus; its critics use the PPO minibatches). The
+    original-form Lagrangian and OptLayer act on the stored raw rows (``cost_rows="raw"``: one
+    multiplier per row; the proposal's cost on those rows)."""
+    rows = {"cost_rows": "raw"} if method in ("ppo_lag_orig",) + OPTLAYER else {}
+    safe = SafeConfig(method=method, **rows).replace(**overrides)
     ppo = SafePPOConfig()
     if method == "cpo":
         ppo = ppo.replace(ent_coef=0.0)
@@ -90,14 +103,16 @@ PRESETS = {"paper": paper}
 
 def presets(name: str, env_id: str, overrides: dict) -> dict:
     """``train.py``'s preset hook: ``name`` "default" (the classes' defaults) or "paper"
-    (:func:`paper` for the method in ``overrides["safe"]``), with ``overrides`` (per config
-    name, field -> value) applied on top."""
+    (:func:`paper` for the method in ``overrides["safe"]``; per-row costs only on the PASPO-*
+    allocation envs), with ``overrides`` (per config name, field -> value) applied on top."""
     if name not in ("default", "paper"):
         raise ValueError(f"unknown safe preset {name!r}; choose 'default' or 'paper'")
     safe_over, ppo_over = dict(overrides.get("safe", {})), dict(overrides.get("ppo", {}))
     method = safe_over.pop("method", SafeConfig().method)
     if name == "paper":
         base = paper(method)
+        if not env_id.startswith("PASPO-"):  # no constraint rows: the env's own cost
+            base["safe"] = base["safe"].replace(cost_rows="sum")
         return {"ppo": base["ppo"].replace(**ppo_over), "safe": base["safe"].replace(**safe_over)}
     return {"ppo": SafePPOConfig(**ppo_over), "safe": SafeConfig(method=method, **safe_over)}
 
@@ -123,6 +138,10 @@ def make_rule(cfg: SafeConfig):
     from safe_jax.penalty import IPO, P3O
 
     d = cfg.cost_limit
+    if cfg.method in OPTLAYER:
+        from safe_jax.optlayer import OptLayerCPC
+
+        return OptLayerCPC()
     if cfg.method in ("ppo_lag", "ppo_lag_orig"):
         form = "standard" if cfg.method == "ppo_lag" else "original"
         return PPOLagrangian(d, cfg.lagrange_init, cfg.lagrange_lr, form=form)
@@ -155,10 +174,25 @@ def make_policy(cfg: SafeConfig, env, env_params):
     return MLPActorCritic(space, hidden=cfg.hidden)
 
 
+def policy_for(cfg: SafeConfig, env, env_params):
+    """The method's policy: ``safe_jax.optlayer.OptLayerPolicy`` for optlayer* (allocation envs
+    only; sign -1 for ``optlayer-orig``; the proposal's cost on the raw rows with
+    ``cost_rows="raw"``), else :func:`make_policy`."""
+    if cfg.method not in OPTLAYER:
+        return make_policy(cfg, env, env_params)
+    from safe_jax.optlayer import OptLayerPolicy
+    from safe_jax.rows import raw_row_scale
+
+    scale = raw_row_scale(env, env_params) if cfg.cost_rows == "raw" else None
+    return OptLayerPolicy(env, env_params, sign=-1.0 if cfg.method == "optlayer-orig" else 1.0, row_scale=scale,
+                          encoder_hidden=cfg.encoder_hidden)
+
+
 def build(env_id: str, configs: dict, mesh=None):
     """``train.py``'s builder: ``configs = {"ppo": PPOConfig, "safe": SafeConfig}`` -> the
     engine's ``PPO`` trainer with the method's update rule. Envs without ``info["cost"]``
-    raise ``ValueError``."""
+    raise ``ValueError``. ``cost_rows`` "rows"/"raw" (not optlayer*) trains on
+    ``safe_jax.rows.RowCostEnv`` (per-row ``info["cost"]``); the policy sees the env itself."""
     import envs_jax
     from envs_jax.contracts import Costs, require
     from ppo_jax.config import unpack_configs
@@ -167,7 +201,12 @@ def build(env_id: str, configs: dict, mesh=None):
     ppo, cfg = unpack_configs("safe", configs, ppo=PPOConfig, safe=SafeConfig)
     env, env_params = envs_jax.make(env_id)
     require(env, Costs, who="--algo safe (an env reporting info['cost'])")
-    return make_train(ppo, env, env_params, make_policy(cfg, env, env_params), mesh, update=make_rule(cfg))
+    policy = policy_for(cfg, env, env_params)
+    if cfg.cost_rows != "sum" and cfg.method not in OPTLAYER:
+        from safe_jax.rows import RowCostEnv
+
+        env = RowCostEnv(env, env_params, rows=cfg.cost_rows)
+    return make_train(ppo, env, env_params, policy, mesh, update=make_rule(cfg))
 
 
 def _register():

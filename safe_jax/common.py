@@ -78,9 +78,13 @@ def multiplier_step(state: dict, violation: jax.Array, lr: float, upper: float |
     return {**state, "lam": lam, "lam_opt": opt}
 
 
-def multiplier_metrics(lam: jax.Array) -> dict:
-    """``lagrange_multiplier`` (the sum) and ``lagrange_multiplier/j`` per cost."""
-    return {"lagrange_multiplier": lam.sum(), **{f"lagrange_multiplier/{j}": lam[j] for j in range(lam.shape[0])}}
+def multiplier_metrics(lam: jax.Array, per_cost_max: int = 16) -> dict:
+    """``lagrange_multiplier`` (the sum), ``lagrange_multiplier_max`` and, for at most
+    ``per_cost_max`` costs, ``lagrange_multiplier/j`` per cost (per-row costs of synth-7: 611)."""
+    out = {"lagrange_multiplier": lam.sum(), "lagrange_multiplier_max": lam.max()}
+    if lam.shape[0] <= per_cost_max:
+        out.update({f"lagrange_multiplier/{j}": lam[j] for j in range(lam.shape[0])})
+    return out
 
 
 def num_costs(engine) -> int:

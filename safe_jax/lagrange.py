@@ -11,13 +11,15 @@ policy minimises PPO's clipped loss on the advantage
 (``A_R`` standardised per minibatch, ``A^C`` the cost GAE centred per minibatch).
 
 ``form="original"`` (PASPO's original LagrangePPO, RLlib): the penalty ``sum_j lambda_j c_j``
-on the step costs is subtracted from the reward before GAE -- by GAE's linearity in the
-reward this is ``A = A_R - sum_j lambda_j A^C_j`` (with the cost critic's GAE; the original
-folds both into one critic), standardised per minibatch (RLlib), no ``1 + sum lambda``
-scaling -- and the multipliers take one Adam step in *every minibatch* on
-``-lambda_j * mean_minibatch(c_j)`` (cost limit ``d`` per step; 0 in the original), clamped
->= 0. In the original the env rows are the constraint rows ``max(A_j a - b_j, 0)``; here the
-rows are the env's cost entries (PASPO's envs report their summed violation, one entry).
+on the step costs, with the multipliers as they were at the rollout (the start of the
+update), is subtracted from the reward before GAE -- by GAE's linearity in the reward this
+is ``A = A_R - sum_j lambda_j A^C_j`` (with the cost critic's GAE; the original folds both
+into one critic), standardised per minibatch, no ``1 + sum lambda`` scaling -- and the
+multipliers take one Adam step in *every minibatch* on ``-lambda_j * mean_minibatch(c_j - d)``
+(cost limit ``d`` per step; 0 in the original), clamped >= 0. The original's costs are the
+constraint rows ``c_j = max(A_j a - b_j, 0)`` of the stored (raw) rows, one multiplier each:
+``SafeConfig(cost_rows="raw")`` (the ``paper`` preset; ``safe_jax.rows``); with the default
+``cost_rows="sum"`` the rule acts on the env's one summed-violation cost.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ class PPOLagrangian(MinibatchUpdate):
         self.form, self.upper = form, upper
 
     def init(self, engine, params, cost_params):
-        return multiplier_init(num_costs(engine), self.lagrange_init, self.lagrange_lr)
+        state = multiplier_init(num_costs(engine), self.lagrange_init, self.lagrange_lr)
+        return {**state, "lam_rollout": state["lam"]}  # original form: the multipliers of the rollout
 
     def pre_update(self, engine, ustate: UpdateState, batch, stats, key):
         if self.form == "original":
-            return ustate, {}
+            return ustate.replace(extra={**ustate.extra, "lam_rollout": ustate.extra["lam"]}), {}
         extra = multiplier_step(ustate.extra, stats["cost_return"] - self.cost_limit, self.lagrange_lr, self.upper)
         return ustate.replace(extra=extra), multiplier_metrics(extra["lam"])
 
@@ -65,7 +68,7 @@ class PPOLagrangian(MinibatchUpdate):
         return adv
 
     def loss(self, engine, params, extra, key, batch):
-        lam = jax.lax.stop_gradient(extra["lam"])
+        lam = jax.lax.stop_gradient(extra["lam_rollout" if self.form == "original" else "lam"])
         loss, aux, _ = ppo_loss_on(engine, params, key, batch, self.combined_advantage(engine, lam, batch))
         return loss, aux
 

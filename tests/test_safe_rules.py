@@ -112,3 +112,27 @@ def test_bad_inputs_raise_clear_errors():
         SafeConfig(method="trpo")
     with pytest.raises(ValueError, match="info\\['cost'\\]"):
         build("Probe-constant", {"ppo": PPOConfig(), "safe": SafeConfig()})
+
+
+# -- per-row costs --------------------------------------------------------------------------------
+def test_row_cost_env_reports_each_raw_rows_violation_and_keeps_the_envs_keys():
+    """``cost_rows="raw"``: info["cost"] = max(A_raw a - b_raw, 0) per stored raw row (numpy on
+    envs_jax/data/polytopes.npz); the env's own summed violation stays in violation/summed_cost."""
+    import envs_jax
+    from envs_jax.allocation import load_polytope
+    from safe_jax.rows import RowCostEnv
+
+    env, params = envs_jax.make("PASPO-compute-9")
+    wrapped = RowCostEnv(env, params, rows="raw")
+    assert wrapped.raw
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    a = np.zeros(9, np.float32)
+    a[0] = 1.0  # a vertex of the simplex: violates compute9's rows
+    info = jax.jit(lambda s: wrapped.step(jax.random.PRNGKey(1), s, jnp.asarray(a), params))(state)[-1]
+    inner = env.step(jax.random.PRNGKey(1), state, jnp.asarray(a), params)[-1]
+    A_raw, b_raw = load_polytope("compute9", normalize=False)
+    A, b = load_polytope("compute9")
+    np.testing.assert_allclose(np.asarray(info["cost"]), np.maximum(A_raw @ a - b_raw, 0), rtol=1e-5, atol=1e-6)
+    assert np.asarray(info["cost"]).max() > 0
+    np.testing.assert_allclose(float(info["summed_cost"]), np.maximum(A @ a - b, 0).sum(), rtol=1e-5)
+    assert float(info["violation"]) == float(inner["violation"]) == float(inner["cost"])
