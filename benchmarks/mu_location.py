@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     print(f"# location game: {args.seeds} seeds x {args.steps} updates, batch {args.batch}, m={args.candidates}, "
           f"Adam {args.lr:g}, {args.channels} channels, {args.head_layer} head layer, diversity weight {args.diversity_weight}, "
           f"baseline {args.baseline}; jax {jax.__version__} on {jax.devices()[0].platform}")
-    base = dict(num_candidates=args.candidates, batch_size=args.batch, learning_rate=args.lr, total_steps=args.steps,
+    base = dict(num_candidates=args.candidates, batch_size=args.batch, lr=args.lr, total_steps=args.steps,
                 channels=args.channels, head_layer=args.head_layer, diversity_weight=args.diversity_weight, baseline=args.baseline,
                 search_budget=args.budget)
 

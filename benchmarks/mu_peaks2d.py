@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     print(f"# 2-D peaks: {args.seeds} seeds x {args.steps} updates, batch {args.batch}, m={args.candidates}, "
           f"Adam {args.lr:g}, {args.channels} channels, {args.head} heads ({args.head_layer}, pathwise), search budget {args.budget}; "
           f"jax {jax.__version__} on {jax.devices()[0].platform}")
-    base = dict(num_candidates=args.candidates, batch_size=args.batch, learning_rate=args.lr, total_steps=args.steps,
+    base = dict(num_candidates=args.candidates, batch_size=args.batch, lr=args.lr, total_steps=args.steps,
                 channels=args.channels, head=args.head, head_layer=args.head_layer, diversity_weight=args.diversity_weight,
                 search_budget=args.budget)
     probe = make_trainer(Config(**base), "MU-peaks2d")

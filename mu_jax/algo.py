@@ -11,7 +11,7 @@ from __future__ import annotations
 from mu_jax.trainer import Config, make_trainer
 from ppo_jax.registry import Algorithm, class_defaults, register, replace_configs, trainer_build
 
-DEFAULT = dict(learning_rate=1e-4, total_steps=2_000, channels=8)
+DEFAULT = dict(lr=1e-4, total_steps=2_000, channels=8)
 
 
 build = trainer_build("mu", Config, make_trainer)  # configs = {"mu": Config} -> its Trainer

@@ -40,7 +40,7 @@ class Config:
     objective: str = "mu"  # "mu" | "max" | "policy" | "diversity" (paper's four generators)
     num_candidates: int = 8  # m, candidate actions per state (orig: arms = 8)
     batch_size: int = 32  # states per update (orig: 32)
-    learning_rate: float = 1e-5  # Adam step size (orig: 1e-5)
+    lr: float = 1e-5  # Adam learning rate (orig: 1e-5)
     total_steps: int = 80_000  # updates in the budget (orig: 80,000 iterations)
     channels: int = 32  # channels of both 3x3 conv layers of the generator (orig: 32)
     head: str = "auto"  # "categorical" | "beta" | "gaussian"; auto: categorical if discrete else gaussian
@@ -89,7 +89,7 @@ class MUTrainer:
         self.m = config.num_candidates
         self.n_heads = 1 if config.objective == "policy" else self.m
         self.net = gen.Generator(self.n_heads, self.head, tuple(self.action_shape), config.channels, head_layer=config.head_layer)
-        self.optimizer = optax.adam(config.learning_rate)
+        self.optimizer = optax.adam(config.lr)
         self.num_updates = int(config.total_steps)
         self.steps_per_update = int(config.batch_size)
 
@@ -264,7 +264,7 @@ def _validate(config: Config) -> None:
         choices={"objective": obj.OBJECTIVES, "estimator": obj.ESTIMATORS, "gradient": obj.GRADIENTS + ("auto",),
                  "head_layer": ("dense", "spatial"), "head": gen.HEAD_KINDS + ("auto",)},
         positive_ints=("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"),
-        positive=("learning_rate",),
+        positive=("lr",),
     )
     if config.search_budget < config.num_candidates:
         raise ValueError(

@@ -2,7 +2,7 @@
 sampled entity by entity from Betas on exact LP intervals, with the de-biased initialisation,
 and its baselines (Dirichlet, Lagrangian, projection). Names load on first use.
 
-* ``algo``: ``PASPOConfig``, ``PaspoPPOConfig``, ``build`` (``--algo paspo``);
+* ``algo``: ``PASPOConfig``, ``PASPOPPOConfig``, ``build`` (``--algo paspo``);
 * ``policy``: ``PASPOPolicy``; ``baselines``: the baseline policies and ``project_polytope``;
 * ``lp``: the batched dual simplex and the interval LPs; ``polytope``: static polytope tables;
 * ``debias``: the Beta fit of the de-biased initialisation."""
@@ -10,7 +10,7 @@ and its baselines (Dirichlet, Lagrangian, projection). Names load on first use.
 from ppo_jax.lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "paspo_jax.algo": ["PASPOConfig", "PaspoPPOConfig", "build", "make_policy", "METHODS"],
+    "paspo_jax.algo": ["PASPOConfig", "PASPOPPOConfig", "build", "make_policy", "METHODS"],
     "paspo_jax.policy": ["PASPOPolicy"],
     "paspo_jax.baselines": ["DirichletPolicy", "LagrangianPolicy", "ProjectionPolicy", "project_polytope"],
     "paspo_jax.lp": ["linprog", "allocation_bounds", "allocation_bounds_chain", "batch_allocation_bounds"],

@@ -1,10 +1,10 @@
 """Configs and ``build`` for ``train.py --algo paspo`` (PASPO and its baselines on the PPO engine).
 
-    from paspo_jax.algo import PASPOConfig, PaspoPPOConfig, build
-    trainer = build("PASPO-synth-7", {"ppo": PaspoPPOConfig(), "paspo": PASPOConfig()}, mesh=None)
+    from paspo_jax.algo import PASPOConfig, PASPOPPOConfig, build
+    trainer = build("PASPO-synth-7", {"ppo": PASPOPPOConfig(), "paspo": PASPOConfig()}, mesh=None)
     state, metrics = jax.jit(trainer)(jax.random.PRNGKey(0))
 
-``configs["ppo"]`` is any ``PPOConfig``; :class:`PaspoPPOConfig` is a ``PPOConfig`` whose
+``configs["ppo"]`` is any ``PPOConfig``; :class:`PASPOPPOConfig` is a ``PPOConfig`` whose
 defaults are the paper's PPO hyperparameters (:func:`default_ppo_config` returns one).
 ``configs["paspo"]`` is a :class:`PASPOConfig`; its ``method`` picks PASPO or a baseline
 (``dirichlet``, ``lagrangian``, ``projection``). No field name of ``PASPOConfig`` is a field of
@@ -22,7 +22,7 @@ METHODS = ("paspo", "dirichlet", "lagrangian", "projection")
 
 
 @dataclass(frozen=True)
-class PaspoPPOConfig(PPOConfig):
+class PASPOPPOConfig(PPOConfig):
     """``PPOConfig`` with PASPO's PPO hyperparameters (Winkel et al. 2024, appendix; reference README)."""
 
     total_timesteps: int = 150_000  # paper: 150k steps (portfolio: 250k)
@@ -44,9 +44,9 @@ class PaspoPPOConfig(PPOConfig):
     normalize_advantages: bool = True  # RLlib standardises advantages (over the batch; here per minibatch)
 
 
-def default_ppo_config(**overrides) -> PaspoPPOConfig:
-    """The paper's PPO hyperparameters (``PaspoPPOConfig``), with optional overrides."""
-    return PaspoPPOConfig(**overrides)
+def default_ppo_config(**overrides) -> PASPOPPOConfig:
+    """The paper's PPO hyperparameters (``PASPOPPOConfig``), with optional overrides."""
+    return PASPOPPOConfig(**overrides)
 
 
 @dataclass(frozen=True)
@@ -153,13 +153,13 @@ def _paper(env_id: str, overrides) -> dict:
     from ppo_jax.registry import replace_configs
 
     steps = 250_000 if "portfolio" in env_id else 150_000
-    return replace_configs({"ppo": PaspoPPOConfig(total_timesteps=steps), "paspo": PASPOConfig()}, overrides)
+    return replace_configs({"ppo": PASPOPPOConfig(total_timesteps=steps), "paspo": PASPOConfig()}, overrides)
 
 
 def _register():
     from ppo_jax.registry import Algorithm, register
 
-    configs = {"ppo": PaspoPPOConfig, "paspo": PASPOConfig}
+    configs = {"ppo": PASPOPPOConfig, "paspo": PASPOConfig}
     return register(Algorithm(
         name="paspo",
         summary="PASPO autoregressive Beta policy on a polytope, or its baselines (--method dirichlet|lagrangian|projection)",

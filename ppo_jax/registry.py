@@ -4,7 +4,7 @@ An algorithm registers itself from its own package (``paspo_jax/algo.py`` and so
 
     register(Algorithm(
         name="paspo", summary="...", default_env="PASPO-synth-7",
-        configs={"ppo": PaspoPPOConfig, "paspo": PASPOConfig},
+        configs={"ppo": PASPOPPOConfig, "paspo": PASPOConfig},
         build=build,                     # build(env_id, configs, mesh) -> ppo_jax.trainer.Trainer
         presets={"default": ..., "paper": ...},   # preset(env_id, overrides) -> configs
     ))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from paspo_jax.algo import PaspoPPOConfig
+from paspo_jax.algo import PASPOPPOConfig
 from ppo_jax.config import PPOConfig
 
 METHODS = ("ppo_lag", "ppo_lag_orig", "p3o", "ipo", "cup", "cpo", "optlayer", "optlayer-orig")
@@ -30,7 +30,7 @@ OPTLAYER = ("optlayer", "optlayer-orig")  # policy-side methods (allocation envs
 
 
 @dataclass(frozen=True)
-class SafePPOConfig(PaspoPPOConfig):
+class SafePPOConfig(PASPOPPOConfig):
     """``PPOConfig`` with PASPO's PPO hyperparameters (the original's baselines use them)."""
 
 

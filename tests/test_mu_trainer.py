@@ -12,7 +12,7 @@ from mu_jax.trainer import Config, make_trainer
 from ppo_jax.trainer import Trainer
 
 # baseline=True: the short learning check below is reliable across seeds with it
-SMALL = dict(num_candidates=3, batch_size=16, channels=4, learning_rate=3e-3, total_steps=150, eval_states=64, search_budget=6, baseline=True)
+SMALL = dict(num_candidates=3, batch_size=16, channels=4, lr=3e-3, total_steps=150, eval_states=64, search_budget=6, baseline=True)
 
 
 def _run_vmapped(trainer, n):
@@ -90,7 +90,7 @@ def test_mu_beats_max_on_the_location_game():
     """The paper's ordering on a short budget (lr 1e-4 x 3000 updates, 8 channels, 2 seeds)."""
     results = {}
     for objective in ("mu", "max"):
-        cfg = Config(objective=objective, channels=8, learning_rate=1e-4, total_steps=3000)
+        cfg = Config(objective=objective, channels=8, lr=1e-4, total_steps=3000)
         trainer = make_trainer(cfg, "MU-location")
         s0 = jax.vmap(trainer.init)(jax.random.split(jax.random.PRNGKey(0), 2))
         states, _ = _run_vmapped(trainer, 3000)(s0)

@@ -58,14 +58,14 @@ def build_trainer(name: str, tiny: bool = True):
     if name == "mlp":
         return build_ppo("CartPole-v1", {"ppo": PPOConfig(**TINY), "policy": MLPPolicyConfig()}, None)
     if name.startswith("paspo-"):
-        from paspo_jax.algo import PASPOConfig, PaspoPPOConfig, build
+        from paspo_jax.algo import PASPOConfig, PASPOPPOConfig, build
 
         # No de-bias fit and no warm start: both run once at construction (~40 s CPU here);
         # their programs are checked on their own (test_no_lapack_in_lp_debias_and_projection_programs).
         cfg = PASPOConfig(method=name[len("paspo-"):], bounds="lp", debias=False, lp_warm_start=False)
         if tiny:
             cfg = cfg.replace(encoder_hidden=(8,), head_hidden=(8,), critic_hidden=(8,))
-        return build("PASPO-synth-7", {"ppo": PaspoPPOConfig(**TINY), "paspo": cfg})
+        return build("PASPO-synth-7", {"ppo": PASPOPPOConfig(**TINY), "paspo": cfg})
     if name.startswith("iar-"):
         from iar_jax.algo import IARA2CConfig, IARConfig, build
 

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from paspo_jax.algo import METHODS, PASPOConfig, PaspoPPOConfig, build, default_ppo_config
+from paspo_jax.algo import METHODS, PASPOConfig, PASPOPPOConfig, build, default_ppo_config
 from ppo_jax.config import PPOConfig
 
 
@@ -22,7 +22,7 @@ def test_paspo_config_fields_do_not_collide_with_ppo_config():
 
 def test_default_ppo_config_is_the_papers():
     cfg = default_ppo_config()
-    assert isinstance(cfg, PPOConfig) and isinstance(cfg, PaspoPPOConfig)
+    assert isinstance(cfg, PPOConfig) and isinstance(cfg, PASPOPPOConfig)
     assert (cfg.lr, cfg.optimizer, cfg.gamma, cfg.gae_lambda, cfg.clip_eps) == (1e-3, "adam", 1.0, 0.95, 0.3)
     assert (cfg.update_epochs, cfg.batch_size, cfg.minibatch_size) == (10, 512, 64)
     assert (cfg.ent_coef, cfg.max_grad_norm, cfg.vf_coef, cfg.total_timesteps) == (0.01, 2.0, 0.5, 150_000)
