@@ -23,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from paspo_jax.algo import PASPOPPOConfig
-from ppo_jax.config import PPOConfig
+from ppo_jax.config import PPOConfig, check_config
 
 METHODS = ("ppo_lag", "ppo_lag_orig", "p3o", "ipo", "cup", "cpo", "optlayer", "optlayer-orig")
 OPTLAYER = ("optlayer", "optlayer-orig")  # policy-side methods (allocation envs only)
@@ -58,25 +58,14 @@ class SafeConfig:
     cost_rows: str = "sum"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"safe config method must be one of {METHODS}, got {self.method!r}")
-        if self.cost_rows not in ("sum", "rows", "raw"):
-            raise ValueError(f"safe config cost_rows must be 'sum', 'rows' or 'raw', got {self.cost_rows!r}")
-        if self.p3o_j_scale not in ("1-gamma", "one"):
-            raise ValueError(f"safe config p3o_j_scale must be '1-gamma' or 'one', got {self.p3o_j_scale!r}")
-        if min(self.cost_limit, self.lagrange_init) < 0:
-            raise ValueError("safe config cost_limit and lagrange_init must be >= 0")
-        for name in ("lagrange_lr", "kappa", "ipo_t", "ipo_slack", "target_kl"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"safe config {name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("cg_iters", "line_search_steps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"safe config {name} must be a positive integer, got {v!r}")
-        for name in ("hidden", "encoder_hidden"):
-            w = getattr(self, name)
-            if not w or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in w):
-                raise ValueError(f"safe config {name} must be positive integer widths, got {w!r}")
+        check_config(
+            self,
+            choices={"method": METHODS, "cost_rows": ("sum", "rows", "raw"), "p3o_j_scale": ("1-gamma", "one")},
+            positive_ints=("cg_iters", "line_search_steps"),
+            positive=("lagrange_lr", "kappa", "ipo_t", "ipo_slack", "target_kl"),
+            nonneg=("cost_limit", "lagrange_init"),
+            widths=("hidden", "encoder_hidden"),
+        )
 
     def replace(self, **changes) -> "SafeConfig":
         return dataclasses.replace(self, **changes)
