@@ -244,6 +244,21 @@ def _preset(name: str):
     return make
 
 
+def _policy_cases():
+    from iar_jax.baselines import ARPolicy, FactoredPolicy, MaskPolicy
+    from iar_jax.policy import IARPolicy
+
+    small = dict(critic_hidden=(16,), num_candidates=4)
+    return [
+        ("iar", "ERA-v1", lambda env, p: IARPolicy(
+            env, p, flow_hidden=16, encoder_hidden=16, context_dim=8, flow_layers=1, posterior_layers=1,
+            num_posterior_samples=2, alpha_target_samples=4, **small)),
+        ("mask", "ERA-v1", lambda env, p: MaskPolicy(env, p, hidden=16, context_dim=8, critic_hidden=(16,))),
+        ("factored", "ERA-v1", lambda env, p: FactoredPolicy(env, p, hidden=16, context_dim=8, **small)),
+        ("ar", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, **small)),
+    ]
+
+
 def _register():
     from ppo_jax.registry import Algorithm, register
 
@@ -255,6 +270,7 @@ def _register():
         build=build,
         presets={name: _preset(name) for name in PRESETS},
         data_parallel=True,
+        policy_cases=_policy_cases,
     ))
 
 

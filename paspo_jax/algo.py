@@ -156,6 +156,19 @@ def _paper(env_id: str, overrides) -> dict:
     return replace_configs({"ppo": PASPOPPOConfig(total_timesteps=steps), "paspo": PASPOConfig()}, overrides)
 
 
+def _policy_cases():
+    from paspo_jax.baselines import DirichletPolicy, LagrangianPolicy, ProjectionPolicy
+    from paspo_jax.policy import PASPOPolicy
+
+    small = dict(encoder_hidden=(16,), critic_hidden=(16,))
+    return [
+        ("paspo", "PASPO-synth-7", lambda env, p: PASPOPolicy(env, p, debias=False, head_hidden=(16,), **small)),
+        ("dirichlet", "PASPO-synth-7", lambda env, p: DirichletPolicy(env, p, **small)),
+        ("lagrangian", "PASPO-synth-7", lambda env, p: LagrangianPolicy(env, p, cost_limit=0.01, **small)),
+        ("projection", "PASPO-synth-7", lambda env, p: ProjectionPolicy(env, p, init_std=0.3, **small)),
+    ]
+
+
 def _register():
     from ppo_jax.registry import Algorithm, register
 
@@ -168,6 +181,7 @@ def _register():
         build=build,
         presets={"paper": _paper},
         data_parallel=True,
+        policy_cases=_policy_cases,
     ))
 
 

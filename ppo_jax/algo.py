@@ -25,6 +25,13 @@ def build(env_id: str, configs: dict, mesh=None):
     return make_train(ppo, env, env_params, policy, mesh)
 
 
+def _policy_cases():
+    from ppo_jax.policy import MLPActorCritic
+
+    mlp = lambda env, p: MLPActorCritic(env.action_space(p), hidden=(16,))
+    return [("mlp-categorical", "CartPole-v1", mlp), ("mlp-gaussian", "Pendulum-v1", mlp)]
+
+
 _CONFIGS = {"ppo": PPOConfig, "policy": MLPPolicyConfig}
 ALGORITHM = register(Algorithm(
     name="ppo",
@@ -35,4 +42,5 @@ ALGORITHM = register(Algorithm(
     # PPOConfig's defaults are PureJaxRL's CartPole settings (5e5 steps): the paper preset of PPO itself
     presets={"default": class_defaults(_CONFIGS), "paper": class_defaults(_CONFIGS)},
     data_parallel=True,
+    policy_cases=_policy_cases,
 ))

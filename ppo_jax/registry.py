@@ -49,7 +49,8 @@ class Algorithm:
     ``jax.sharding.Mesh`` over devices or ``None``; bad ids or configs raise ``ValueError``.
     ``data_parallel``: one seed's envs may be split across devices (engine-based trainers).
     ``presets`` must hold ``"default"`` (finishes in minutes on a laptop CPU) and should hold
-    ``"paper"`` (the paper's and original code's settings and budget).
+    ``"paper"`` (the paper's and original code's settings and budget). ``policy_cases`` puts
+    the algorithm's policies into the Policy contract tests.
     """
 
     name: str
@@ -59,6 +60,9 @@ class Algorithm:
     build: Callable[..., Any]
     presets: Mapping[str, Preset] = field(default_factory=dict)
     data_parallel: bool = False
+    # small instances of every policy the algorithm trains, for the Policy contract suite
+    # (tests/test_policy_contract.py): () -> [(name, small env id, factory(env, env_params) -> Policy)]
+    policy_cases: Callable[[], list[tuple[str, str, Callable[..., Any]]]] | None = None
 
     def __post_init__(self) -> None:
         if not self.configs:
@@ -151,6 +155,16 @@ def unregister(name: str) -> None:
 def names() -> list[str]:
     """Every known name: the built-in ones and those registered since."""
     return list(dict.fromkeys([*BUILTIN, *_REGISTRY]))
+
+
+def policy_cases() -> list[tuple[str, str, Callable[..., Any]]]:
+    """Every registered algorithm's ``policy_cases()``, names unique (the first one wins)."""
+    cases: dict[str, tuple[str, str, Callable[..., Any]]] = {}
+    for name in names():
+        algo = get(name)
+        for case in algo.policy_cases() if algo.policy_cases else ():
+            cases.setdefault(case[0], case)
+    return list(cases.values())
 
 
 def get(name: str) -> Algorithm:

@@ -198,6 +198,16 @@ def build(env_id: str, configs: dict, mesh=None):
     return make_train(ppo, env, env_params, policy, mesh, update=make_rule(cfg))
 
 
+def _policy_cases():
+    from safe_jax.optlayer import OptLayerPolicy
+    from safe_jax.policy import FactoredCategoricalPolicy
+
+    return [
+        ("safe-factored", "ERA-v1", lambda env, p: FactoredCategoricalPolicy(env.action_space(p).nvec, hidden=(16,))),
+        ("optlayer", "PASPO-synth-7", lambda env, p: OptLayerPolicy(env, p, sign=1.0, encoder_hidden=(16,))),
+    ]
+
+
 def _register():
     from functools import partial
 
@@ -211,6 +221,7 @@ def _register():
         build=build,
         presets={"default": partial(presets, "default"), "paper": partial(presets, "paper")},
         data_parallel=True,
+        policy_cases=_policy_cases,
     ))
 
 

@@ -35,44 +35,23 @@ from ppo_jax.policy import Act, Batch, Evaluation, MLPActorCritic, Policy
 N = 256  # states x actions per case (the score check's sample size)
 DIRECTIONS = 4  # random directions the score is projected on
 Z = 4.0  # tolerance of the score check, in standard errors
-SMALL = dict(encoder_hidden=(16,), critic_hidden=(16,))
 # CI runs one policy per package family (ppo_jax x2, iar_jax's rejection, safe_jax); the
 # others compile 20-100 s each on 2 loaded cores and run with -m slow. Their act/evaluate
 # agreement is also checked in CI by their own files (test_paspo_policy, test_paspo_baselines,
 # test_iar_policy, test_iar_rejection).
-SLOW = {"paspo", "dirichlet", "lagrangian", "projection", "iar", "mask", "ar"}
+SLOW = {"paspo", "dirichlet", "lagrangian", "projection", "iar", "mask", "ar", "optlayer"}
 # PASPO's evaluate recovers the Beta position u = (a - lo) / (hi - lo) from the stored action;
 # on a narrow interval float32 loses ~1e-3 of the log-density there (1 of 256 samples here).
 LOG_PROB_ATOL = {"paspo": 2e-3}
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-IAR_SMALL = dict(critic_hidden=(16,), num_candidates=4)
 
 
 def policy_cases():
-    """Every policy of the project as ``(name, env_id, factory)``, ``factory(env,
-    env_params) -> Policy`` on a small env with small networks (compile time dominates)."""
-    from iar_jax.baselines import ARPolicy, FactoredPolicy, MaskPolicy
-    from iar_jax.policy import IARPolicy
-    from paspo_jax.baselines import DirichletPolicy, LagrangianPolicy, ProjectionPolicy
-    from paspo_jax.policy import PASPOPolicy
-    from safe_jax.policy import FactoredCategoricalPolicy
+    """Every policy the registry knows (``Algorithm.policy_cases`` of each registered
+    algorithm) as ``(name, env_id, factory)``: small envs and networks (compile time dominates)."""
+    from ppo_jax import registry
 
-    mlp = lambda env, p: MLPActorCritic(env.action_space(p), hidden=(16,))
-    return [
-        ("mlp-categorical", "CartPole-v1", mlp),
-        ("mlp-gaussian", "Pendulum-v1", mlp),
-        ("paspo", "PASPO-synth-7", lambda env, p: PASPOPolicy(env, p, debias=False, head_hidden=(16,), **SMALL)),
-        ("dirichlet", "PASPO-synth-7", lambda env, p: DirichletPolicy(env, p, **SMALL)),
-        ("lagrangian", "PASPO-synth-7", lambda env, p: LagrangianPolicy(env, p, cost_limit=0.01, **SMALL)),
-        ("projection", "PASPO-synth-7", lambda env, p: ProjectionPolicy(env, p, init_std=0.3, **SMALL)),
-        ("iar", "ERA-v1", lambda env, p: IARPolicy(
-            env, p, flow_hidden=16, encoder_hidden=16, context_dim=8, flow_layers=1, posterior_layers=1,
-            num_posterior_samples=2, alpha_target_samples=4, **IAR_SMALL)),
-        ("mask", "ERA-v1", lambda env, p: MaskPolicy(env, p, hidden=16, context_dim=8, critic_hidden=(16,))),
-        ("factored", "ERA-v1", lambda env, p: FactoredPolicy(env, p, hidden=16, context_dim=8, **IAR_SMALL)),
-        ("ar", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, **IAR_SMALL)),
-        ("safe-factored", "ERA-v1", lambda env, p: FactoredCategoricalPolicy(env.action_space(p).nvec, hidden=(16,))),
-    ]
+    return registry.policy_cases()
 
 
 def _random_params(policy, env, env_params):
