@@ -138,10 +138,19 @@ def run_one(out: Path, args: list[str], dry_run: bool) -> int:
     with (out / "train.log").open("a") as f:
         f.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {' '.join(cmd)}\n")
         f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=_env())
     rows = read_rows(out)
     log(f"end {out.name}: rc {rc}, {time.time() - t0:.0f} s wall, env step {rows[-1]['env_steps'] if rows else 0}")
     return rc
+
+
+def _env() -> dict:
+    """The environment of the runs: JAX's persistent compilation cache under ROOT, so a resumed
+    run (and a campaign run after its timing run: the same chunk program) does not recompile."""
+    env = dict(os.environ)
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / "jax_cache"))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
+    return env
 
 
 def acquire_lock() -> Path:
@@ -175,15 +184,14 @@ def campaign(versions, methods, dry_run: bool) -> int:
 
 
 def timing(versions, methods, steps: int) -> int:
-    """Short runs of every method; prints env-steps/s (all seeds) of the chunks after the first."""
+    """Short runs of every method (``ROOT/timing``); prints env-steps/s (all seeds) of the
+    chunks after the first."""
     lock = acquire_lock()
     try:
         for version in versions:
             for method in methods:
                 out = ROOT / "timing" / run_name(version, method)
-                args = train_args(version, method, total_steps=steps)
-                args[args.index("--log-every") + 1] = str(max(1, steps // 64 // 6))
-                run_one(out, args, dry_run=False)
+                run_one(out, train_args(version, method, total_steps=steps), dry_run=False)
     finally:
         lock.unlink()
     summarise_timing(ROOT / "timing")
@@ -191,25 +199,24 @@ def timing(versions, methods, steps: int) -> int:
 
 
 def summarise_timing(directory: Path) -> None:
-    print("| run | seeds | env steps | env-steps/s (all seeds, chunks after the first) | h per 7e5-step seed | process wall s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| run | seeds | env steps | env-steps/s (all seeds, 2nd chunk) | h per 7e5-step run (all seeds) | h per seed | process wall s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for run in sorted(p for p in directory.iterdir() if (p / "config.json").exists()):
         cfg = json.loads((run / "config.json").read_text())
         rows = read_rows(run)
         if not rows:
             continue
-        rates = sorted({r["steps_per_sec"] for r in rows})
-        # one steps_per_sec per chunk; drop the first chunk (compile overlaps it)
+        # one steps_per_sec per chunk; the second chunk is the clean one (the first overlaps
+        # the compile's tail, the last is masked)
         per_chunk = []
         for r in rows:
             if not per_chunk or per_chunk[-1] != r["steps_per_sec"]:
                 per_chunk.append(r["steps_per_sec"])
-        rate = sum(per_chunk[1:]) / max(len(per_chunk) - 1, 1) if len(per_chunk) > 1 else per_chunk[0]
+        rate = per_chunk[1] if len(per_chunk) > 1 else per_chunk[0]
         seeds = cfg["num_seeds"]
-        hours = TOTAL_STEPS / (rate / seeds) / 3600
+        hours = TOTAL_STEPS * seeds / rate / 3600
         wall = _wall_time(run)
-        print(f"| {run.name} | {seeds} | {rows[-1]['env_steps']} | {rate:.0f} | {hours:.2f} | {wall} |")
-        del rates
+        print(f"| {run.name} | {seeds} | {rows[-1]['env_steps']} | {rate:.0f} | {hours:.2f} | {hours / seeds:.2f} | {wall} |")
 
 
 def _wall_time(run: Path) -> str:
@@ -275,8 +282,9 @@ def summarise(root: Path = ROOT) -> str:
             final = eval_summary(rows, *WINDOW) if state == "finished" else None
             last = eval_summary(rows, reached - LAST, reached) if rows else None
             window = final if final is not None else last
+            paper = f"{PAPER[version][method]:.1f}" if method in PAPER[version] else "-"
             lines.append(
-                f"| {version} | {LABELS[method]} | {PAPER[version][method]:.1f} | {state} | {reached:,} | {fmt(final)} | "
+                f"| {version} | {LABELS[method]} | {paper} | {state} | {reached:,} | {fmt(final)} | "
                 f"{fmt(last)} | {window['evals'] if window else 0} |"
             )
         lines.append(f"| {version} | Wol-DDPG | {PAPER[version]['wol-ddpg']:.1f} | not run | - | - | - | - |")
@@ -287,7 +295,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--summarise", action="store_true", help="print the campaign table and exit")
     p.add_argument("--timing", action="store_true", help="short timing runs (--timing-steps) of every method")
-    p.add_argument("--timing-steps", type=int, default=20_000)
+    # 328 updates = 2 full chunks of 156 + a masked one: the campaign's own chunk program (cached)
+    p.add_argument("--timing-steps", type=int, default=21_000)
+    p.add_argument("--then-campaign", action="store_true", help="with --timing: start the campaign afterwards")
     p.add_argument("--versions", nargs="+", default=list(VERSIONS), choices=VERSIONS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--dry-run", action="store_true", help="print the commands the driver would run")
@@ -296,7 +306,10 @@ def main(argv=None) -> int:
         print(summarise())
         return 0
     if args.timing:
-        return timing(args.versions, args.methods, args.timing_steps)
+        timing(args.versions, args.methods, args.timing_steps)
+        if not args.then_campaign:
+            return 0
+        return campaign(list(VERSIONS), list(METHODS), args.dry_run)
     return campaign(args.versions, args.methods, args.dry_run)
 
 
