@@ -5,6 +5,7 @@
     python benchmarks/iar_campaign.py --summarise     # the table from /work/campaign/*/metrics.jsonl
     python benchmarks/iar_campaign.py --timing        # short timing runs (2e4 steps) of every method
     python benchmarks/iar_campaign.py --dry-run       # print the commands only
+    python benchmarks/iar_campaign.py --flops         # MFLOP per env step of every method
 
 Long runs go in the background at the lowest priority (the machine is shared)::
 
@@ -219,6 +220,47 @@ def summarise_timing(directory: Path) -> None:
         print(f"| {run.name} | {seeds} | {rows[-1]['env_steps']} | {rate:.0f} | {hours:.2f} | {hours / seeds:.2f} | {wall} |")
 
 
+def flops(versions, methods) -> None:
+    """MFLOP per env step of each method's training update (XLA cost analysis of a program of
+    ONE A2C update at 64 envs, one seed, no doubling round: S_max = S) and of its evaluation
+    (one call of ``evaluate``: its while_loop body, one step of the 10 episodes, counted once,
+    times 100 steps, spread over the 78 x 64 env steps between evaluations)."""
+    sys.path.insert(0, str(REPO))
+    import jax
+
+    from iar_jax.algo import IARConfig, build, preset
+
+    def cost(compiled):
+        c = compiled.cost_analysis()
+        c = c[0] if isinstance(c, (list, tuple)) else c
+        return float((c or {}).get("flops", float("nan")))
+
+    print("| version | method | train MFLOP / env step | + per doubling round | eval MFLOP / env step (amortised) |")
+    print("|---|---|---:|---:|---:|")
+    for version in versions:
+        for method in methods:
+            cfgs = preset("default")
+            ppo = cfgs["ppo"].replace(total_timesteps=128, eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES,
+                                      eval_mode="greedy" if method == "mask" else "stochastic", eval_fixed_starts="off")
+            iar = cfgs["iar"].replace(policy=method)
+            flat = iar.replace(max_candidates=iar.num_candidates)
+            out = []
+            for cfg in (flat, iar):
+                trainer = build(version, {"ppo": ppo.replace(eval_every=0), "iar": cfg})
+                state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+                out.append(cost(jax.jit(lambda s: trainer.run(s, 1)).lower(state).compile()) / ppo.num_envs)
+                if method == "mask":
+                    out.append(out[0])
+                    break
+            trainer = build(version, {"ppo": ppo, "iar": iar})
+            state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+            ev = cost(jax.jit(trainer.evaluate).lower(state.params, state.obs_rms, state.eval_key).compile())
+            steps = getattr(trainer.env_params, "max_steps_in_episode", 100)
+            ev_per_step = ev * steps / (EVAL_EVERY * ppo.num_envs)
+            print(f"| {version} | {LABELS[method]} | {out[0] / 1e6:.2f} | {(out[1] - out[0]) / 1e6:.2f} | {ev_per_step / 1e6:.2f} |",
+                  flush=True)
+
+
 def _wall_time(run: Path) -> str:
     log_path = run / "train.log"
     if not log_path.exists():
@@ -301,9 +343,13 @@ def main(argv=None) -> int:
     p.add_argument("--versions", nargs="+", default=list(VERSIONS), choices=VERSIONS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--dry-run", action="store_true", help="print the commands the driver would run")
+    p.add_argument("--flops", action="store_true", help="MFLOP per env step of every method (XLA cost analysis)")
     args = p.parse_args(argv)
     if args.summarise:
         print(summarise())
+        return 0
+    if args.flops:
+        flops(args.versions, args.methods)
         return 0
     if args.timing:
         timing(args.versions, args.methods, args.timing_steps)

@@ -235,12 +235,14 @@ PRESETS: dict[str, dict[str, dict]] = {
     # far as they live in iar_jax: S = 32 doubling to 128 (--min_n_samples_inv_rej 32),
     # c = S / l^2 on every valid candidate, a posterior of hidden 64 with unconditional
     # couplings (posterior_type flow), one optimizer over all parameters (the policy gradient
-    # reaches the posterior), the adaptive alpha network never optimised, one posterior
-    # sample in the ELBO term. Not reproduced here (engine or encoder work; see RESULTS_iar.md):
-    # the ELBO step's own RMSprop on 256 states of a 2,048-observation buffer after 2,048
-    # warm-up steps and 10 pre-training iterations, the encoder's BatchNorm
-    # (iar_jax.graph_encoder). SB3's value loss vf_coef * MSE is value_loss_scale = 1.0. The graph
-    # encoder (encoder="gcn", ERA only) shares its features with the critic, as the original.
+    # reaches the posterior), the adaptive alpha network never optimised, and the ELBO step
+    # apart from the A2C loss (elbo_step="buffer", iar_jax.elbo_step: its own RMSprop with
+    # clip 1.0 over the generator and posterior, on 256 states of a FIFO buffer of 2,048
+    # observations, 1 posterior sample, nothing trained before the buffer is full, then 10
+    # pre-training steps). Not reproduced: the encoder's BatchNorm (iar_jax.graph_encoder).
+    # SB3's value loss vf_coef * MSE is value_loss_scale = 1.0. The graph encoder
+    # (encoder="gcn", ERA only) shares its features with the critic, as the original.
+    # elbo_grad_samples=1 applies only if elbo_step is set back to "loss".
     "paper": {
         "ppo": {"value_loss_scale": 1.0},
         "iar": dict(
@@ -255,6 +257,13 @@ PRESETS: dict[str, dict[str, dict]] = {
             alpha_objective="none",
             elbo_grad_samples=1,
             encoder="gcn",
+            elbo_step="buffer",
+            elbo_buffer_size=2048,
+            elbo_batch_size=256,
+            elbo_pretrain_iters=10,
+            elbo_step_samples=1,
+            elbo_step_params="flow",
+            elbo_max_grad_norm=1.0,
         ),
     },
 }
