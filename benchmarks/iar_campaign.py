@@ -3,6 +3,7 @@
 
     python benchmarks/iar_campaign.py                 # run / resume every run in order, one at a time
     python benchmarks/iar_campaign.py --summarise     # the table from /work/campaign/*/metrics.jsonl
+    python benchmarks/iar_campaign.py --summarise --plot benchmarks/figures/iar_campaign_era.png
     python benchmarks/iar_campaign.py --timing        # short timing runs (2e4 steps) of every method
     python benchmarks/iar_campaign.py --dry-run       # print the commands only
     python benchmarks/iar_campaign.py --flops         # MFLOP per env step of every method
@@ -336,6 +337,40 @@ def summarise(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+def plot(path: Path, root: Path = ROOT) -> Path:
+    """Evaluation curves: per version, each method's mean eval return over seeds (band: min ..
+    max of the seeds) vs env steps, with the paper's 6.5-7e5 means as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(VERSIONS), figsize=(6 * len(VERSIONS), 4), squeeze=False)
+    for ax, version in zip(axes[0], VERSIONS):
+        for i, method in enumerate(METHODS):
+            rows = [r for r in read_rows(root / run_name(version, method))
+                    if r.get("eval/return") and all(v is not None for v in r["eval/return"])]
+            if rows:
+                x = np.array([r["env_steps"] for r in rows])
+                y = np.array([r["eval/return"] for r in rows], dtype=float)
+                ax.plot(x, y.mean(1), color=f"C{i}", label=f"{LABELS[method]} (ours, {y.shape[1]} seeds)")
+                ax.fill_between(x, y.min(1), y.max(1), color=f"C{i}", alpha=0.2)
+            if method in PAPER[version]:
+                ax.axhline(PAPER[version][method], color=f"C{i}", ls="--", lw=1)
+        ax.axhline(PAPER[version]["wol-ddpg"], color="gray", ls=":", lw=1, label="Wol-DDPG (paper)")
+        ax.set_title(f"{version}: eval return (dashed: paper, mean 6.5-7e5)")
+        ax.set_xlabel("env steps")
+        ax.set_xlim(0, TOTAL_STEPS)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--summarise", action="store_true", help="print the campaign table and exit")
@@ -347,9 +382,12 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=METHODS)
     p.add_argument("--dry-run", action="store_true", help="print the commands the driver would run")
     p.add_argument("--flops", action="store_true", help="MFLOP per env step of every method (XLA cost analysis)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="with --summarise: also write the evaluation curves here")
     args = p.parse_args(argv)
     if args.summarise:
         print(summarise())
+        if args.plot:
+            print(f"curves: {plot(Path(args.plot))}")
         return 0
     if args.flops:
         flops(args.versions, args.methods)
