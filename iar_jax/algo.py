@@ -50,7 +50,10 @@ class IARConfig:
     flow (4 couplings, hidden 128, context 64, N = 4) with the original's posterior size and
     S = 32 -> 128, the consistent c = 1/l on a random subset of M = 4 valid candidates, at
     about 24 MFLOP per ERA-v5 env step (issue 21; ``benchmarks/RESULTS_iar.md``).
-    ``preset("paper")``: the original code's options (``PRESETS``)."""
+    ``preset("paper")``: the original code's options (``PRESETS``). ``elbo_step``: the
+    posterior's ELBO as a term of the policy loss on the rollout's states (``"loss"``) or as
+    the original's separate step on a buffer of observations (``"buffer"``,
+    ``iar_jax.elbo_step``; the ``elbo_buffer_size`` ... ``elbo_max_grad_norm`` fields)."""
 
     policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
     num_candidates: int = 32  # S: candidates used per state for rejection (original ERA runs: 32, doubling)
