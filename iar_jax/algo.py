@@ -50,7 +50,10 @@ class IARConfig:
     flow (4 couplings, hidden 128, context 64, N = 4) with the original's posterior size and
     S = 32 -> 128, the consistent c = 1/l on a random subset of M = 4 valid candidates, at
     about 24 MFLOP per ERA-v5 env step (issue 21; ``benchmarks/RESULTS_iar.md``).
-    ``preset("paper")``: the original code's options (``PRESETS``)."""
+    ``preset("paper")``: the original code's options (``PRESETS``). ``elbo_step``: the
+    posterior's ELBO as a term of the policy loss on the rollout's states (``"loss"``) or as
+    the original's separate step on a buffer of observations (``"buffer"``,
+    ``iar_jax.elbo_step``; the ``elbo_buffer_size`` ... ``elbo_max_grad_norm`` fields)."""
 
     policy: str = "iar"  # "iar" (argmax flow), "mask" (MASK), "factored" (+IAR), "ar" (+IAR)
     num_candidates: int = 32  # S: candidates used per state for rejection (original ERA runs: 32, doubling)
@@ -76,7 +79,14 @@ class IARConfig:
     alpha_objective: str = "calibration"  # "calibration": fit to a many-sample estimate; "policy": PG loss
     alpha_target_samples: int = 16  # posterior samples of the calibration target (and of the ELBO term then)
     alpha_coef: float = 1.0  # weight of alpha's calibration loss
-    elbo_coef: float = 1.0  # weight of the posterior's ELBO loss
+    elbo_coef: float = 1.0  # weight of the posterior's ELBO loss (in the policy loss; unused with elbo_step="buffer")
+    elbo_step: str = "loss"  # "loss": ELBO term in the policy loss (ours); "buffer": the original's own step (iar_jax.elbo_step)
+    elbo_buffer_size: int = 2048  # elbo_step="buffer": FIFO buffer of observations; no training until it is full
+    elbo_batch_size: int = 256  # elbo_step="buffer": states per ELBO step, drawn without replacement
+    elbo_pretrain_iters: int = 10  # elbo_step="buffer": ELBO steps when the buffer fills
+    elbo_step_samples: int = 1  # elbo_step="buffer": posterior samples per state
+    elbo_step_params: str = "flow"  # elbo_step="buffer": "flow" (generator + posterior, original) or "posterior" (elbo_Q)
+    elbo_max_grad_norm: float = 1.0  # elbo_step="buffer": gradient-norm clip of the ELBO step (original: 1.0)
     elbo_pairs: str = "generator"  # ELBO on "generator" samples (original) or "rollout" actions
     elbo_trains_generator: bool = True  # the ELBO term also pulls the generator towards the posterior
     common_noise: bool = True  # same posterior noise in act and evaluate (PPO ratio exactly 1 at start)
@@ -93,12 +103,14 @@ class IARConfig:
             "elbo_pairs": ("generator", "rollout"),
             "behaviour_log_prob": ("auto", "on", "off"),
             "encoder": ("mlp", "gcn"),
+            "elbo_step": ("loss", "buffer"),
+            "elbo_step_params": ("flow", "posterior"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"iar config {name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("num_candidates", "num_posterior_samples", "flow_hidden", "context_dim", "encoder_hidden",
-                     "alpha_target_samples"):
+                     "alpha_target_samples", "elbo_buffer_size", "elbo_batch_size", "elbo_step_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"iar config {name} must be a positive integer, got {value!r}")
@@ -108,7 +120,7 @@ class IARConfig:
                 f"({self.num_candidates}) or 0 (= num_candidates)"
             )
         for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers", "posterior_hidden",
-                     "elbo_grad_samples"):
+                     "elbo_grad_samples", "elbo_pretrain_iters"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"iar config {name} must be a non-negative integer, got {value!r}")
@@ -116,6 +128,12 @@ class IARConfig:
             raise ValueError(f"iar config alpha_init must lie in [0, 1], got {self.alpha_init}")
         if self.alpha_coef < 0 or self.elbo_coef < 0:
             raise ValueError("iar config alpha_coef and elbo_coef must be >= 0")
+        if self.elbo_batch_size > self.elbo_buffer_size:
+            raise ValueError(
+                f"iar config elbo_batch_size ({self.elbo_batch_size}) must be <= elbo_buffer_size ({self.elbo_buffer_size})"
+            )
+        if not self.elbo_max_grad_norm >= 0:
+            raise ValueError(f"iar config elbo_max_grad_norm must be >= 0, got {self.elbo_max_grad_norm}")
         if not self.critic_hidden or any(int(w) < 1 for w in self.critic_hidden):
             raise ValueError(f"iar config critic_hidden must be positive widths, got {self.critic_hidden!r}")
 
@@ -172,7 +190,7 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         alpha_objective=cfg.alpha_objective,
         alpha_target_samples=cfg.alpha_target_samples,
         alpha_coef=cfg.alpha_coef,
-        elbo_coef=cfg.elbo_coef,
+        elbo_coef=0.0 if cfg.elbo_step == "buffer" else cfg.elbo_coef,  # the separate step replaces the term
         elbo_pairs=cfg.elbo_pairs,
         elbo_trains_generator=cfg.elbo_trains_generator,
         common_noise=cfg.common_noise,
@@ -189,7 +207,26 @@ def build(env_id: str, configs: dict, mesh=None):
 
     ppo, cfg = unpack_configs("iar", configs, ppo=PPOConfig, iar=IARConfig)
     env, env_params = envs_jax.make(env_id)
-    return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
+    policy = make_policy(cfg, env, env_params, ppo)
+    return make_train(ppo, env, env_params, policy, mesh, make_update(cfg, ppo, policy))
+
+
+def make_update(cfg: IARConfig, ppo: PPOConfig, policy):
+    """The engine's update rule: ``None`` (the engine's A2C / PPO step) or, for the flow policy
+    with ``elbo_step="buffer"``, ``iar_jax.elbo_step.ELBOStep`` (the original's separate ELBO
+    step, with the A2C optimizer's settings: lr, RMSprop decay and epsilon). The baselines
+    have no flow: the option does nothing for them."""
+    if cfg.elbo_step != "buffer" or cfg.policy != "iar":
+        return None
+    from iar_jax.elbo_step import ELBOStep
+
+    if ppo.optimizer != "rmsprop":
+        raise ValueError(f"elbo_step='buffer' uses the A2C optimizer's RMSprop settings; got optimizer={ppo.optimizer!r}")
+    return ELBOStep(
+        policy, buffer_size=cfg.elbo_buffer_size, batch_size=cfg.elbo_batch_size, num_samples=cfg.elbo_step_samples,
+        pretrain_iters=cfg.elbo_pretrain_iters, params=cfg.elbo_step_params, lr=ppo.lr, decay=ppo.rmsprop_decay,
+        eps=ppo.adam_eps, max_grad_norm=cfg.elbo_max_grad_norm,
+    )
 
 
 # Presets: overrides of the ``PPOConfig`` (``IARA2CConfig``) and ``IARConfig`` defaults, by name.
@@ -202,12 +239,14 @@ PRESETS: dict[str, dict[str, dict]] = {
     # far as they live in iar_jax: S = 32 doubling to 128 (--min_n_samples_inv_rej 32),
     # c = S / l^2 on every valid candidate, a posterior of hidden 64 with unconditional
     # couplings (posterior_type flow), one optimizer over all parameters (the policy gradient
-    # reaches the posterior), the adaptive alpha network never optimised, one posterior
-    # sample in the ELBO term. Not reproduced here (engine or encoder work; see RESULTS_iar.md):
-    # the ELBO step's own RMSprop on 256 states of a 2,048-observation buffer after 2,048
-    # warm-up steps and 10 pre-training iterations, the encoder's BatchNorm
-    # (iar_jax.graph_encoder). SB3's value loss vf_coef * MSE is value_loss_scale = 1.0. The graph
-    # encoder (encoder="gcn", ERA only) shares its features with the critic, as the original.
+    # reaches the posterior), the adaptive alpha network never optimised, and the ELBO step
+    # apart from the A2C loss (elbo_step="buffer", iar_jax.elbo_step: its own RMSprop with
+    # clip 1.0 over the generator and posterior, on 256 states of a FIFO buffer of 2,048
+    # observations, 1 posterior sample, nothing trained before the buffer is full, then 10
+    # pre-training steps). Not reproduced: the encoder's BatchNorm (iar_jax.graph_encoder).
+    # SB3's value loss vf_coef * MSE is value_loss_scale = 1.0. The graph encoder
+    # (encoder="gcn", ERA only) shares its features with the critic, as the original.
+    # elbo_grad_samples=1 applies only if elbo_step is set back to "loss".
     "paper": {
         "ppo": {"value_loss_scale": 1.0},
         "iar": dict(
@@ -222,6 +261,13 @@ PRESETS: dict[str, dict[str, dict]] = {
             alpha_objective="none",
             elbo_grad_samples=1,
             encoder="gcn",
+            elbo_step="buffer",
+            elbo_buffer_size=2048,
+            elbo_batch_size=256,
+            elbo_pretrain_iters=10,
+            elbo_step_samples=1,
+            elbo_step_params="flow",
+            elbo_max_grad_norm=1.0,
         ),
     },
 }

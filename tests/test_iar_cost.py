@@ -116,7 +116,7 @@ def test_paper_preset_options_pg_reaches_the_posterior_and_alpha_stays_at_init()
         preset("original")
     n = 4
     env, env_params, obs, state = _states("ERA-v1", n)
-    paper = cfgs["iar"].replace(**SMALL)
+    paper = cfgs["iar"].replace(elbo_step="loss", **SMALL)  # the ELBO term in the loss (elbo_step="buffer": test_iar_elbo_step)
     pol = make_policy(paper, env, env_params)
     ours = make_policy(paper.replace(pg_posterior=False), env, env_params)
     assert pol.elbo_samples == 1 and pol.elbo_grad_samples == 1
