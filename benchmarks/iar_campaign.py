@@ -1,12 +1,12 @@
 """IAR's ERA campaign (issue 21 item 3): ERA-v3 / v4 x {IAR, MASK, AR+IAR, Factored+IAR},
 5 vmapped seeds, 7e5 env steps, one ``train.py`` process per (version, method), resumable.
 
-    python benchmarks/iar_campaign.py                 # run / resume every run in order, one at a time
-    python benchmarks/iar_campaign.py --summarise     # the table from /work/campaign/*/metrics.jsonl
-    python benchmarks/iar_campaign.py --summarise --plot benchmarks/figures/iar_campaign_era.png
-    python benchmarks/iar_campaign.py --timing        # short timing runs (2e4 steps) of every method
-    python benchmarks/iar_campaign.py --dry-run       # print the commands only
-    python benchmarks/iar_campaign.py --flops         # MFLOP per env step of every method
+    python -m benchmarks.iar_campaign                 # run / resume every run in order, one at a time
+    python -m benchmarks.iar_campaign --summarise     # the table from /work/campaign/*/metrics.jsonl
+    python -m benchmarks.iar_campaign --summarise --plot benchmarks/figures/iar_campaign_era.png
+    python -m benchmarks.iar_campaign --timing        # short timing runs (2e4 steps) of every method
+    python -m benchmarks.iar_campaign --dry-run       # print the commands only
+    python -m benchmarks.iar_campaign --flops         # MFLOP per env step of every method
 
 Long runs go in the background at the lowest priority (the machine is shared)::
 
@@ -229,7 +229,6 @@ def flops(versions, methods) -> None:
     ONE A2C update at 64 envs, one seed, no doubling round: S_max = S) and of its evaluation
     (one call of ``evaluate``: its while_loop body, one step of the 10 episodes, counted once,
     times 100 steps, spread over the 78 x 64 env steps between evaluations)."""
-    sys.path.insert(0, str(REPO))
     import jax
 
     from iar_jax.algo import IARConfig, build, preset
