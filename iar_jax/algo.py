@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ppo_jax.config import PPOConfig
+from ppo_jax.config import PPOConfig, check_config
 
 POLICIES = ("iar", "mask", "factored", "ar")
 
@@ -94,48 +94,32 @@ class IARConfig:
     critic_hidden: tuple[int, ...] = (64, 64)  # critic MLP widths
 
     def __post_init__(self) -> None:
-        choices = {
-            "policy": POLICIES,
-            "rejection_coef": ("ratio", "paper"),
-            "rejection": ("auto", "on", "off"),
-            "alpha_mode": ("static", "trainable", "adaptive"),
-            "alpha_objective": ("calibration", "policy", "none"),
-            "elbo_pairs": ("generator", "rollout"),
-            "behaviour_log_prob": ("auto", "on", "off"),
-            "encoder": ("mlp", "gcn"),
-            "elbo_step": ("loss", "buffer"),
-            "elbo_step_params": ("flow", "posterior"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"iar config {name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("num_candidates", "num_posterior_samples", "flow_hidden", "context_dim", "encoder_hidden",
-                     "alpha_target_samples", "elbo_buffer_size", "elbo_batch_size", "elbo_step_samples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"iar config {name} must be a positive integer, got {value!r}")
+        check_config(
+            self,
+            choices={
+                "policy": POLICIES, "rejection_coef": ("ratio", "paper"), "rejection": ("auto", "on", "off"),
+                "alpha_mode": ("static", "trainable", "adaptive"), "alpha_objective": ("calibration", "policy", "none"),
+                "elbo_pairs": ("generator", "rollout"), "behaviour_log_prob": ("auto", "on", "off"),
+                "encoder": ("mlp", "gcn"), "elbo_step": ("loss", "buffer"), "elbo_step_params": ("flow", "posterior"),
+            },
+            positive_ints=("num_candidates", "num_posterior_samples", "flow_hidden", "context_dim", "encoder_hidden",
+                           "alpha_target_samples", "elbo_buffer_size", "elbo_batch_size", "elbo_step_samples"),
+            nonneg_ints=("rejection_subset", "max_candidates", "flow_layers", "posterior_layers", "posterior_hidden",
+                         "elbo_grad_samples", "elbo_pretrain_iters"),
+            nonneg=("alpha_coef", "elbo_coef", "elbo_max_grad_norm"),
+            widths=("critic_hidden",),
+        )
         if self.max_candidates and self.max_candidates < self.num_candidates:
             raise ValueError(
                 f"iar config max_candidates ({self.max_candidates}) must be >= num_candidates "
                 f"({self.num_candidates}) or 0 (= num_candidates)"
             )
-        for name in ("rejection_subset", "max_candidates", "flow_layers", "posterior_layers", "posterior_hidden",
-                     "elbo_grad_samples", "elbo_pretrain_iters"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"iar config {name} must be a non-negative integer, got {value!r}")
         if not 0.0 <= self.alpha_init <= 1.0:
             raise ValueError(f"iar config alpha_init must lie in [0, 1], got {self.alpha_init}")
-        if self.alpha_coef < 0 or self.elbo_coef < 0:
-            raise ValueError("iar config alpha_coef and elbo_coef must be >= 0")
         if self.elbo_batch_size > self.elbo_buffer_size:
             raise ValueError(
                 f"iar config elbo_batch_size ({self.elbo_batch_size}) must be <= elbo_buffer_size ({self.elbo_buffer_size})"
             )
-        if not self.elbo_max_grad_norm >= 0:
-            raise ValueError(f"iar config elbo_max_grad_norm must be >= 0, got {self.elbo_max_grad_norm}")
-        if not self.critic_hidden or any(int(w) < 1 for w in self.critic_hidden):
-            raise ValueError(f"iar config critic_hidden must be positive widths, got {self.critic_hidden!r}")
 
     def replace(self, **changes) -> "IARConfig":
         return dataclasses.replace(self, **changes)
