@@ -33,18 +33,18 @@ def maze_trainer(config: Config, switch: bool = True) -> DRATrainer:
     return DRATrainer(config, "DRA-maze", env=env, env_params=params)
 
 
-def run_chunked(trainer: DRATrainer, states, n_trials: int, chunk: int = 500, label: str = ""):
-    """Run vmapped ``states`` for ``n_trials`` in compiled chunks; metrics ``(agents, n_trials)``."""
-    chunk = min(chunk, n_trials)
-    if n_trials % chunk:
-        raise ValueError(f"n_trials ({n_trials}) must be a multiple of chunk ({chunk})")
+def run_chunked(trainer: DRATrainer, states, num_trials: int, chunk: int = 500, label: str = ""):
+    """Run vmapped ``states`` for ``num_trials`` in compiled chunks; metrics ``(agents, num_trials)``."""
+    chunk = min(chunk, num_trials)
+    if num_trials % chunk:
+        raise ValueError(f"num_trials ({num_trials}) must be a multiple of chunk ({chunk})")
     step = jax.jit(jax.vmap(lambda s: trainer.run(s, chunk)))
     out, t0 = [], time.time()
-    for i in range(n_trials // chunk):
+    for i in range(num_trials // chunk):
         states, m = step(states)
         jax.block_until_ready(m)
         out.append(jax.tree.map(np.asarray, m))
-        print(f"  [{label}] trials {(i + 1) * chunk}/{n_trials}  {time.time() - t0:6.1f}s", flush=True)
+        print(f"  [{label}] trials {(i + 1) * chunk}/{num_trials}  {time.time() - t0:6.1f}s", flush=True)
     metrics = {k: np.concatenate([o[k] for o in out], axis=1) for k in out[0]}
     return states, metrics
 

@@ -36,23 +36,23 @@ def main():
     args = p.parse_args()
     run = harness.Run("dra_huys_rl", vars(args))
     cfg = paper_config("DRA-huys")
-    n_trials = 2000 if args.quick else cfg.n_trials
+    num_trials = 2000 if args.quick else cfg.num_trials
     n = 2 if args.quick else args.restarts
     every, n_eval, chunk = 1000, 2000 if args.quick else 10_000, 1000 if args.quick else 10_000
-    cfg = dataclasses.replace(cfg, n_trials=n_trials)
+    cfg = dataclasses.replace(cfg, num_trials=num_trials)
     tr = make_trainer(cfg, "DRA-huys")
-    print(f"# DRA on Huys, train_fig3.py settings ({n} restarts x {n_trials} trials; eval {n_eval} episodes "
+    print(f"# DRA on Huys, train_fig3.py settings ({n} restarts x {num_trials} trials; eval {n_eval} episodes "
           f"every {every} trials)\n")
     alloc = jnp.repeat(jnp.asarray([False, True]), n)
     states = jax.vmap(lambda k, a: tr.init_with(k, allocation=a))(jax.random.split(jax.random.PRNGKey(0), 2 * n), alloc)
     step = jax.jit(jax.vmap(lambda s, k: tr.run_evaluated(s, k, chunk, every, n_eval)))
     evs, t0 = [], time.time()
-    for i in range(n_trials // chunk):
+    for i in range(num_trials // chunk):
         states, _, ev = step(states, jax.random.split(jax.random.fold_in(jax.random.PRNGKey(1), i), 2 * n))
         evs.append(jax.tree.map(np.asarray, {k: ev[k] for k in ("reward", "cost", "objective_dra")}))
-        print(f"  trials {(i + 1) * chunk}/{n_trials}  {time.time() - t0:6.1f}s", flush=True)
+        print(f"  trials {(i + 1) * chunk}/{num_trials}  {time.time() - t0:6.1f}s", flush=True)
     wall = time.time() - t0
-    ev = {k: np.concatenate([e[k] for e in evs], axis=1) for k in evs[0]}  # (2n, n_trials // every)
+    ev = {k: np.concatenate([e[k] for e in evs], axis=1) for k in evs[0]}  # (2n, num_trials // every)
     marks = sorted({1, len(ev["cost"][0]) // 10, len(ev["cost"][0]) // 2, len(ev["cost"][0])} - {0})
     rows = []
     for j, lab in enumerate(["flexible", "equal"]):

@@ -231,9 +231,9 @@ def part_paper(args):
     """The original's convergence protocol at its settings, beside its saved values."""
     cfg = paper_config("DRA-maze")
     if args.quick:
-        cfg = dataclasses.replace(cfg, n_trials=600)
-    n_trials, sig0 = cfg.n_trials, [1.0, 3.0, 4.0, 5.0]
-    print(f"\n## P. Original protocol (convergence_fig1c.py): paper preset (lr_q {cfg.lr_q}, {n_trials} trials, "
+        cfg = dataclasses.replace(cfg, num_trials=600)
+    num_trials, sig0 = cfg.num_trials, [1.0, 3.0, 4.0, 5.0]
+    print(f"\n## P. Original protocol (convergence_fig1c.py): paper preset (lr_q {cfg.lr_q}, {num_trials} trials, "
           f"no switch), 100 fresh episodes after trials 1, 101, ...; {args.seeds} seeds per sigma0; plus "
           f"lr_q 0.2 (our default) at sigma0 3 under the same protocol\n")
     tr = maze_trainer(cfg, switch=False)
@@ -246,13 +246,13 @@ def part_paper(args):
     chunk = 100 if args.quick else 500
     step = jax.jit(jax.vmap(lambda s, k: tr.run_evaluated(s, k, chunk, 100, 100)))
     evs, t0 = [], time.time()
-    for i in range(n_trials // chunk):
+    for i in range(num_trials // chunk):
         ek = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(8), i), n * len(settings))
         states, _, ev = step(states, ek)
         evs.append(jax.tree.map(np.asarray, {k: ev[k] for k in ("reward", "cost", "objective_dra")}))
-        print(f"  [paper protocol] trials {(i + 1) * chunk}/{n_trials}  {time.time() - t0:6.1f}s", flush=True)
+        print(f"  [paper protocol] trials {(i + 1) * chunk}/{num_trials}  {time.time() - t0:6.1f}s", flush=True)
     wall = time.time() - t0
-    ev = {k: np.concatenate([e[k] for e in evs], axis=1) for k in evs[0]}  # (agents, n_trials // 100)
+    ev = {k: np.concatenate([e[k] for e in evs], axis=1) for k in evs[0]}  # (agents, num_trials // 100)
     last = min(10, ev["cost"].shape[1])
     rows = []
     for j, (s, lr) in enumerate(settings):
@@ -282,10 +282,10 @@ def main():
         objectives.check_names(o, "A")
     args.seeds = 2 if args.quick else 5
     cfg = preset_config(args.preset, "DRA-maze")
-    args.trials = 600 if args.quick else cfg.n_trials
+    args.trials = 600 if args.quick else cfg.num_trials
     args.chunk = 300 if args.quick else (1000 if args.trials % 1000 == 0 else 500)
     args.eval_episodes = 100 if args.quick else 1000
-    cfg = dataclasses.replace(cfg, n_trials=args.trials)
+    cfg = dataclasses.replace(cfg, num_trials=args.trials)
     args.figs = fig_dir(args.quick)
     args.run = harness.Run("dra_maze", vars(args))  # one JSON file per table: dra_maze_A-<time>.json, ...
     print(f"# DRA maze benchmark ({'quick' if args.quick else 'full'}; jax {jax.__version__}, "

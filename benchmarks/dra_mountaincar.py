@@ -38,17 +38,17 @@ from dra_jax.trainer import default_config, make_trainer, paper_config
 def fig2d(args):
     run = harness.Run("dra_mountaincar", vars(args))
     cfg = paper_config("DRA-mountaincar")
-    n_trials = 300 if args.quick else cfg.n_trials
+    num_trials = 300 if args.quick else cfg.num_trials
     chunk = 100 if args.quick else 500
-    cfg = dataclasses.replace(cfg, n_trials=n_trials)
+    cfg = dataclasses.replace(cfg, num_trials=num_trials)
     tr = make_trainer(cfg, "DRA-mountaincar")
     names, n = ["R", "Q", "A"], args.seeds
-    print(f"# DRA MountainCar Fig. 2D: baselines {names}, {n} seeds each, {n_trials} episodes (paper preset)\n")
+    print(f"# DRA MountainCar Fig. 2D: baselines {names}, {n} seeds each, {num_trials} episodes (paper preset)\n")
     from dra_jax import objectives as O
     ids = jnp.repeat(jnp.asarray([O.BASELINES.index(b) for b in names]), n)
     states = jax.vmap(lambda k, b: tr.init_with(k, baseline=b))(jax.random.split(jax.random.PRNGKey(0), 3 * n), ids)
     t0 = time.time()
-    states, m = run_chunked(tr, states, n_trials, chunk, "fig2d")
+    states, m = run_chunked(tr, states, num_trials, chunk, "fig2d")
     wall = time.time() - t0
     ev = evaluate(tr, states, 200)
     learn, roll = np.asarray(m["learn_return"]), np.asarray(m["return"])
@@ -81,7 +81,7 @@ def main():
     n = 300 if args.quick else 10_000
     chunk = 100 if args.quick else 1000
     seeds = 2
-    cfg = dataclasses.replace(default_config("DRA-mountaincar"), n_trials=n)
+    cfg = dataclasses.replace(default_config("DRA-mountaincar"), num_trials=n)
     tr = make_trainer(cfg, "DRA-mountaincar")
     print(f"# DRA MountainCar ({'quick' if args.quick else 'full'}: {seeds} seeds x {n} trials)\n")
     t0 = time.time()

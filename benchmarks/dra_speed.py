@@ -26,7 +26,7 @@ from dra_jax.trainer import Config
 from envs_jax import dra_tasks
 
 
-def numpy_trials(q, sigma, n_trials, cfg: Config, seed=0):
+def numpy_trials(q, sigma, num_trials, cfg: Config, seed=0):
     """The same algorithm as a per-step NumPy loop (no switch); returns steps taken."""
     rng = np.random.default_rng(seed)
     obstacles = dra_tasks.MAZE_OBSTACLE_MASK
@@ -48,7 +48,7 @@ def numpy_trials(q, sigma, n_trials, cfg: Config, seed=0):
         return (r, c), (10.0 if (r, c) == goal else -1.0)
 
     steps = 0
-    for _ in range(n_trials):
+    for _ in range(num_trials):
         s = dra_tasks.MAZE_START
         while s != goal and steps < 10**9:
             a, _, _ = policy(s)
@@ -59,14 +59,14 @@ def numpy_trials(q, sigma, n_trials, cfg: Config, seed=0):
             s = s1
             steps += 1
         grad = np.zeros_like(sigma)
-        for _ in range(cfg.n_rollouts):
+        for _ in range(cfg.num_rollouts):
             s = dra_tasks.MAZE_START
             while s != goal:
                 a, z, p = policy(s)
                 s1, r = step(s, a)
                 adv = q[s][a] - q[s].mean()
                 g = cfg.beta * z * ((np.arange(4) == a) - p) * adv
-                grad[s] += g / cfg.n_rollouts
+                grad[s] += g / cfg.num_rollouts
                 s = s1
                 steps += 1
         grad -= cfg.lmbda * (sigma / cfg.sigma_base**2 - 1 / sigma)
@@ -103,7 +103,7 @@ def main():
         t = harness.timeit(compiled, states, warmup=1, repeats=repeats)  # every call from the same states
         dt = t.median_s
         m = t.result[1]
-        steps = float(np.sum(np.asarray(m["episode_length"])) * (cfg.n_rollouts + 1))
+        steps = float(np.sum(np.asarray(m["episode_length"])) * (cfg.num_rollouts + 1))
         run.add(implementation=f"JAX, {n} vmapped agent(s)", trials_per_s=n * n_timed / dt, steps_per_s=steps / dt,
                 ms_per_trial=dt / n_timed * 1e3, agents=n, trials=n_timed, times_s=t.times_s)
     q0 = np.asarray(base.agent.q).reshape(6, 9, 4)

@@ -1,4 +1,4 @@
-"""The tabular DRA agent: one trial = one learning episode + ``n_rollouts`` gradient rollouts.
+"""The tabular DRA agent: one trial = one learning episode + ``num_rollouts`` gradient rollouts.
 
 Per trial (the DRA algorithm of the paper, as the original code runs it):
 
@@ -6,7 +6,7 @@ Per trial (the DRA algorithm of the paper, as the original code runs it):
    SARSA, ``q(s,a) += lr_q * (r + gamma * sum_a' pi(a'|s',zeta') q(s',a') - q(s,a))``, with a
    fresh ``zeta'`` at ``s'`` (reused to act at ``s'``); no bootstrap past a terminal state
    (a time-limit truncation bootstraps).
-2. *Gradient rollouts*: ``n_rollouts`` episodes with ``q`` and ``sigma`` fixed; their
+2. *Gradient rollouts*: ``num_rollouts`` episodes with ``q`` and ``sigma`` fixed; their
    mean gives the stochastic gradient of the chosen objective (``objectives.py``; two
    passes over the same episodes: per-trajectory scalars, then one gradient table). They
    start from fresh start states, or (``Spec.same_start``, the original's Huys script)
@@ -136,7 +136,7 @@ class AgentState:
 class Spec(struct.PyTreeNode):
     """Static settings of the agent (shapes and loop bounds; not vmapped)."""
 
-    n_rollouts: int = struct.field(pytree_node=False, default=10)
+    num_rollouts: int = struct.field(pytree_node=False, default=10)
     sigma_min: float = struct.field(pytree_node=False, default=0.01)
     sigma_max: float = struct.field(pytree_node=False, default=100.0)
     horizon_T: float = struct.field(pytree_node=False, default=0.0)  # Eq. 10's fixed T (> 0 to use Eq. 10)

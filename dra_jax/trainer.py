@@ -1,6 +1,6 @@
 """DRA as a ``ppo_jax.trainer.Trainer``: ``make_trainer(Config(), "DRA-maze")``.
 
-One update = one trial (a learning episode, ``n_rollouts`` gradient rollouts, one sigma
+One update = one trial (a learning episode, ``num_rollouts`` gradient rollouts, one sigma
 step; see ``agent.py``). ``run(state, n)`` scans ``n`` trials and returns per-trial metrics:
 
 * ``return``: mean undiscounted return of the trial's on-policy gradient rollouts;
@@ -14,7 +14,7 @@ Hyperparameters live in the state as arrays (``agent.Hyper``: lambda, beta, lear
 sigma0, sigma_base, and the objective, baseline and allocation as indices), so a sweep
 over any of them is one vmapped call::
 
-    tr = make_trainer(Config(n_trials=2000), "DRA-maze")
+    tr = make_trainer(Config(num_trials=2000), "DRA-maze")
     lams = jnp.array([0.01, 0.1, 1.0])
     states = jax.vmap(lambda k, l: tr.init_with(k, lmbda=l))(keys, lams)
     states, metrics = jax.jit(jax.vmap(lambda s: tr.run(s, 2000)))(states)
@@ -59,8 +59,8 @@ from envs_jax.contracts import TrialSwitchParams
 class Config:
     """Defaults: the original's maze settings (``choiceEntropy_fig1b.py``; paper Fig. 1)."""
 
-    n_trials: int = 10_000  # budget in trials (episodes), env-independent; orig 1e4
-    n_rollouts: int = 10  # trajectories averaged per sigma gradient (orig N_traj)
+    num_trials: int = 10_000  # budget in trials (episodes), env-independent; orig 1e4
+    num_rollouts: int = 10  # trajectories averaged per sigma gradient (orig N_traj)
     objective: str = "dra"  # "dra" (orig) | "elbo_access" (note Eq. 8) | "elbo_storage" (note Eq. 10)
     baseline: str = "A"  # score-function signal: "A" advantage, "Q" value, "R" return (orig default A)
     allocation: str = "flexible"  # "flexible": sigma per (s,a); "equal": one shared sigma (baseline)
@@ -87,7 +87,7 @@ class Config:
             self,
             choices={"allocation": ("flexible", "equal"), "beta_schedule": ("constant", "slow"),
                      "rollout_start": ("fresh", "learning")},
-            positive_ints=("n_trials", "n_rollouts", "max_steps"),
+            positive_ints=("num_trials", "num_rollouts", "max_steps"),
             positive=("sigma0", "sigma_base", "sigma_min", "beta"),
         )
         if self.sigma_max < self.sigma_min:
@@ -106,7 +106,7 @@ def default_config(env_id: str, **overrides: Any) -> Config:
             beta_schedule="slow", max_steps=200,
         ),
         "DRA-huys": dict(
-            n_trials=5000, beta=0.1, lmbda=1.0, gamma=1.0, lr_sigma=0.05, sigma0=50.0,
+            num_trials=5000, beta=0.1, lmbda=1.0, gamma=1.0, lr_sigma=0.05, sigma0=50.0,
             sigma_base=100.0, sigma_min=1.0, sigma_max=100.0, max_steps=3,
         ),
     }
@@ -118,10 +118,10 @@ def paper_config(env_id: str, **overrides: Any) -> Config:
     "Presets"): maze ``convergence_fig1c.py``, MountainCar ``dynamicResourceAllocator.py``
     (5000 episodes), Huys ``train_fig3.py``."""
     presets = {
-        "DRA-maze": dict(n_trials=5000, lr_q=0.1),
-        "DRA-mountaincar": dict(n_trials=5000),
+        "DRA-maze": dict(num_trials=5000, lr_q=0.1),
+        "DRA-mountaincar": dict(num_trials=5000),
         "DRA-huys": dict(
-            n_trials=60_000, beta=10.0, lmbda=1.0, gamma=1.0, lr_q=0.1, lr_sigma=0.1, sigma0=100.0,
+            num_trials=60_000, beta=10.0, lmbda=1.0, gamma=1.0, lr_q=0.1, lr_sigma=0.1, sigma0=100.0,
             sigma_base=100.0, sigma_min=1.0, sigma_max=100.0, baseline="R", max_steps=3,
             known_memories=True, rollout_start="learning",
         ),
@@ -168,14 +168,14 @@ class DRATrainer:
             raise ValueError(f"environment {env_id!r} defines no horizon (dra_horizon or max_steps_in_episode); "
                              "set Config.horizon_T (> 0), the fixed T of note Eq. 10")
         self.spec = agent_lib.Spec(
-            n_rollouts=config.n_rollouts,
+            num_rollouts=config.num_rollouts,
             sigma_min=config.sigma_min,
             sigma_max=config.sigma_max,
             horizon_T=float(horizon_T),
             max_steps=config.max_steps,
             same_start=config.rollout_start == "learning",
         )
-        self.num_updates = int(config.n_trials)
+        self.num_updates = int(config.num_trials)
         self.steps_per_update = 1  # one trial per update: the x-axis counts trials
         if config.snapshot_trial >= 0:
             self.snapshot_trial = int(config.snapshot_trial)
@@ -225,7 +225,7 @@ class DRATrainer:
         q, learn_ret, _ = agent_lib.learning_episode(k_learn, state.agent, hyper, beta, task, params, spec,
                                                      reset_key=k_start)
         ag = state.agent.replace(q=q)
-        grad, stats = agent_lib.sigma_gradient(k_roll, spec.n_rollouts, ag, hyper, beta, task, params, spec,
+        grad, stats = agent_lib.sigma_gradient(k_roll, spec.num_rollouts, ag, hyper, beta, task, params, spec,
                                                start_key=k_start if spec.same_start else None)
         kl_total = agent_lib.storage_kl(ag, hyper, task)
         values = objectives.trajectory_value(hyper.objective, stats, hyper.lmbda, kl_total, spec.horizon_T)

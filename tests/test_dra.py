@@ -180,17 +180,17 @@ def test_bandit_agent_gives_precision_where_the_arm_values_matter():
     keeps context 1's memories at the free sigma_base and spends precision on context 0,
     where it settles at the optimum of its own objective (scipy, on the exact expectation)."""
     env = ContextBandit([[1.0, -1.0], [0.0, 0.0]])
-    cfg = Config(n_trials=4000, n_rollouts=20, beta=3.0, lmbda=0.1, lr_q=0.2, lr_sigma=0.5,
+    cfg = Config(num_trials=4000, num_rollouts=20, beta=3.0, lmbda=0.1, lr_q=0.2, lr_sigma=0.5,
                  sigma0=5.0, sigma_base=5.0, max_steps=2)
     tr = DRATrainer(cfg, "bandit", env=env, env_params=env.default_params)
-    state, m = jax.jit(lambda s: tr.run(s, cfg.n_trials))(tr.init(jax.random.PRNGKey(0)))
+    state, m = jax.jit(lambda s: tr.run(s, cfg.num_trials))(tr.init(jax.random.PRNGKey(0)))
     sig = np.asarray(state.agent.sigma)
     q = np.asarray(state.agent.q)
     assert sig[0].mean() < 0.5 * sig[1].mean()
     np.testing.assert_allclose(sig[1], 5.0, rtol=1e-6)  # q equal: zero advantage, zero KL pull
     # Context 0's mean sigma per trial (context 1 stays at 5), averaged over the second half.
     ctx0 = (4 * np.asarray(m["sigma_mean"]) - 2 * 5.0) / 2
-    sigma_avg = ctx0[cfg.n_trials // 2:].mean()
+    sigma_avg = ctx0[cfg.num_trials // 2:].mean()
 
     # Reference: with critic q, the 'A' estimator ascends E_zeta[sum_a pi_a q_a] (context
     # weight 1/2) - lambda KL; optimum over (s0, s1) of context 0 by scipy.
@@ -213,7 +213,7 @@ def test_bandit_agent_gives_precision_where_the_arm_values_matter():
 # --------------------------------------------------------------------------------------
 # Trainer contract
 # --------------------------------------------------------------------------------------
-SMALL = dict(n_trials=24, n_rollouts=3, max_steps=150, snapshot_trial=11)
+SMALL = dict(num_trials=24, num_rollouts=3, max_steps=150, snapshot_trial=11)
 
 
 @functools.lru_cache(maxsize=None)
@@ -297,7 +297,7 @@ def test_huys_and_mountaincar_train_a_few_trials():
     configs = (("DRA-huys", paper_config("DRA-huys", sigma0=50.0)),
                ("DRA-mountaincar", default_config("DRA-mountaincar")))
     for env_id, cfg in configs:
-        cfg = dataclasses.replace(cfg, n_trials=3, n_rollouts=2, max_steps=60)
+        cfg = dataclasses.replace(cfg, num_trials=3, num_rollouts=2, max_steps=60)
         tr = make_trainer(cfg, env_id)
         s, m = jax.jit(lambda s: tr.run(s, 3))(tr.init(jax.random.PRNGKey(0)))
         assert np.all(np.isfinite(np.asarray(m["objective"])))

@@ -117,15 +117,15 @@ def test_fixed_T_defaults_to_the_tasks_horizon_and_bad_T_is_rejected():
 def test_paper_presets_are_the_original_scripts_settings():
     assert set(PRESETS) == {"default", "paper"}
     maze = preset_config("paper", "DRA-maze")  # convergence_fig1c.py
-    assert (maze.n_trials, maze.lr_q, maze.lr_sigma, maze.beta, maze.lmbda, maze.gamma, maze.sigma_base,
-            maze.n_rollouts, maze.baseline) == (5000, 0.1, 0.1, 10.0, 0.1, 0.9, 5.0, 10, "A")
+    assert (maze.num_trials, maze.lr_q, maze.lr_sigma, maze.beta, maze.lmbda, maze.gamma, maze.sigma_base,
+            maze.num_rollouts, maze.baseline) == (5000, 0.1, 0.1, 10.0, 0.1, 0.9, 5.0, 10, "A")
     huys = paper_config("DRA-huys")  # train_fig3.py
-    assert (huys.n_trials, huys.beta, huys.lmbda, huys.lr_q, huys.lr_sigma, huys.gamma, huys.sigma0,
-            huys.sigma_base, huys.sigma_min, huys.sigma_max, huys.baseline, huys.n_rollouts) == (
+    assert (huys.num_trials, huys.beta, huys.lmbda, huys.lr_q, huys.lr_sigma, huys.gamma, huys.sigma0,
+            huys.sigma_base, huys.sigma_min, huys.sigma_max, huys.baseline, huys.num_rollouts) == (
         60_000, 10.0, 1.0, 0.1, 0.1, 1.0, 100.0, 100.0, 1.0, 100.0, "R", 10)
     assert huys.known_memories and huys.rollout_start == "learning"
     mc = paper_config("DRA-mountaincar")  # dynamicResourceAllocator.py
-    assert (mc.n_trials, mc.lr_q, mc.lr_sigma, mc.gamma, mc.sigma0, mc.sigma_base, mc.sigma_max,
+    assert (mc.num_trials, mc.lr_q, mc.lr_sigma, mc.gamma, mc.sigma0, mc.sigma_base, mc.sigma_max,
             mc.beta_schedule) == (5000, 0.2, 0.1, 1.0, 1.0, 5.0, 10.0, "slow")
     with pytest.raises(ValueError, match="rollout_start"):
         Config(rollout_start="root")
@@ -135,7 +135,7 @@ def test_paper_presets_are_the_original_scripts_settings():
 # The original's evaluation protocol does not perturb training
 # --------------------------------------------------------------------------------------
 def test_run_evaluated_evaluates_every_block_without_perturbing_training():
-    tr = make_trainer(dataclasses.replace(paper_config("DRA-huys"), n_trials=20), "DRA-huys")
+    tr = make_trainer(dataclasses.replace(paper_config("DRA-huys"), num_trials=20), "DRA-huys")
     st = tr.init(jax.random.PRNGKey(0))
     run_ev = jax.jit(lambda s, k: tr.run_evaluated(s, k, 20, 5, 7))
     s1, m1, ev1 = run_ev(st, jax.random.PRNGKey(8))

@@ -157,7 +157,7 @@ def test_help_lists_every_config_option(capsys):
 
 @pytest.mark.parametrize(
     "algo, env_id, budget, figure",
-    [("dra", "DRA-maze", ["--n-trials", "20"], "dra_allocation.png"),
+    [("dra", "DRA-maze", ["--num-trials", "20"], "dra_allocation.png"),
      ("mu", "MU-location", ["--total-steps", "20"], "coverage.png")],
 )
 def test_other_algorithms_write_the_same_run_directory(algo, env_id, budget, figure, tmp_path):
