@@ -17,8 +17,10 @@ Dynamics of one step (``step_env``), as the original code behaves:
    ``c ~ dist_payoff`` (3 plans). The attacker does not see the defender's move.
    *When the plan is drawn* (``plan_draw``): ``"step"`` (default) draws a fresh plan for
    every attack, which is what the original does (its payoff-matrix property samples a plan
-   each time the attacker reads it, and the paper's ERA-vN runs used those ``-payoff-``
-   configurations). The data's ``dist_payoff`` is a plain probability vector and says
+   each time the attacker reads it; the paper's App. E describes these ``-payoff-``
+   configurations, while the original's published ERA command (``scripts.sh``) runs
+   ``SeqSSG-vN``, registered with the first plan only: the attack probabilities differ by
+   < 0.02 per node, the optimum by < 1 return; benchmarks/RESULTS_iar.md). The data's ``dist_payoff`` is a plain probability vector and says
    nothing about timing. With per-step plans the attack law is the mixture
    ``sum_c dist_payoff[c] softmax(u_c)``, so the environment stays Markov in the observation;
    we sample ``z`` from that exact mixture in one draw (same law as plan-then-node).
