@@ -134,7 +134,7 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
     if cfg.policy == "mask":
         return MaskPolicy(
             env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim,
-            critic_hidden=cfg.critic_hidden, masking=cfg.rejection,
+            critic_hidden=cfg.critic_hidden, masking=cfg.rejection, encoder=cfg.encoder,
         )
     if cfg.behaviour_log_prob == "auto":
         behaviour = ppo is None or ppo.clip_eps is not None
@@ -284,6 +284,7 @@ def _policy_cases():
             env, p, flow_hidden=16, encoder_hidden=16, context_dim=8, flow_layers=1, posterior_layers=1,
             num_posterior_samples=2, alpha_target_samples=4, **small)),
         ("mask", "ERA-v1", lambda env, p: MaskPolicy(env, p, hidden=16, context_dim=8, critic_hidden=(16,))),
+        ("mask-gcn", "ERA-v1", lambda env, p: MaskPolicy(env, p, context_dim=8, encoder="gcn")),
         ("factored", "ERA-v1", lambda env, p: FactoredPolicy(env, p, hidden=16, context_dim=8, **small)),
         ("ar", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, **small)),
     ]

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
+from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.rejection import RejectionPolicy, onehot_prefix
 from ppo_jax.linalg import orthogonal
 from ppo_jax.nn import MLP
@@ -41,6 +42,12 @@ class MaskPolicy(Policy):
     ``extras["mask"]`` (K^L,) bool per step. When no joint action is valid the mask is
     lifted (all allowed) and the step counted in ``metrics["no_valid"]``;
     ``metrics["valid_fraction"]`` is the fraction of valid joint actions in the state.
+
+    ``encoder``: ``"mlp"`` (default) logits = MLP(hidden, context_dim) of the flat obs, a
+    separate MLP critic; ``"gcn"`` (the original's MaskablePPO with its graph features
+    extractor and ``net_arch=[]``, ERA only): features f = GraphEncoder(obs) (context_dim,),
+    logits = Dense(K^L)(f) (orthogonal, gain 0.01, as SB3's action net), value = Dense(1)(f)
+    (gain 1): actor and critic share the encoder.
     """
 
     def __init__(
@@ -52,29 +59,47 @@ class MaskPolicy(Policy):
         context_dim: int = 64,
         critic_hidden: Sequence[int] = (64, 64),
         masking: str = "auto",
+        encoder: str = "mlp",
     ):
         if masking not in ("auto", "on", "off"):
             raise ValueError(f"masking must be 'auto', 'on' or 'off', got {masking!r}")
+        if encoder not in ("mlp", "gcn"):
+            raise ValueError(f"encoder must be 'mlp' or 'gcn', got {encoder!r}")
         self.env, self.env_params = env, env_params
         self.layout = ActionLayout.for_env(env, env_params)
         self.use_mask = masking == "on" or (masking == "auto" and has_constraints(env))
         if self.use_mask:
             require(env, ValidityOracle, who="masking='on'")
         self.actions = self.layout.all_actions()  # (A, L)
-        self.actor = MLP((hidden, context_dim), self.layout.num_joint, "tanh", out_scale=0.01)
-        self.critic = MLP(tuple(critic_hidden), 1, "tanh", out_scale=1.0)
+        self.encoder_kind = encoder
+        if encoder == "gcn":
+            lay = self.layout
+            self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
+            self.actor = nn.Dense(lay.num_joint, kernel_init=orthogonal(0.01))
+            self.critic = nn.Dense(1, kernel_init=orthogonal(1.0))
+        else:
+            self.actor = MLP((hidden, context_dim), self.layout.num_joint, "tanh", out_scale=0.01)
+            self.critic = MLP(tuple(critic_hidden), 1, "tanh", out_scale=1.0)
+
+    def _features(self, params, obs):
+        """The actor's and critic's input: the flat obs, or the shared graph features."""
+        x = jnp.ravel(obs).astype(jnp.float32)
+        return self.encoder.apply(params["encoder"], x) if self.encoder_kind == "gcn" else x
 
     def init(self, key, obs, env_state=None, env_params=None):
-        k_a, k_c = jax.random.split(key)
-        x = jnp.ravel(obs).astype(jnp.float32)
-        return {"actor": self.actor.init(k_a, x), "critic": self.critic.init(k_c, x)}
+        k_a, k_c, k_e = jax.random.split(key, 3)
+        params = {}
+        if self.encoder_kind == "gcn":
+            params["encoder"] = self.encoder.init(k_e, jnp.ravel(obs).astype(jnp.float32))
+        f = self._features(params, obs)
+        return {**params, "actor": self.actor.init(k_a, f), "critic": self.critic.init(k_c, f)}
 
     def value(self, params, obs):
-        return self.critic.apply(params["critic"], jnp.ravel(obs).astype(jnp.float32))[0]
+        return self.critic.apply(params["critic"], self._features(params, obs))[0]
 
     def masked_log_probs(self, params, obs, mask):
         """log pi(.|s) over the K^L joint actions (A,), -inf where ``mask`` is False."""
-        logits = self.actor.apply(params["actor"], jnp.ravel(obs).astype(jnp.float32))
+        logits = self.actor.apply(params["actor"], self._features(params, obs))
         return jax.nn.log_softmax(jnp.where(mask, logits, -jnp.inf))
 
     def _mask(self, env_state, env_params):
