@@ -188,13 +188,15 @@ def test_two_processes_and_two_devices_follow_the_single_device_curve(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    # Three tiny runs: compile time is all their cost, so XLA's backend optimisation is off.
+    fast = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT), "XLA_FLAGS": fast}
     multi = tmp_path / "multi.npz"
     procs = [subprocess.Popen([sys.executable, str(script), str(i), port, str(multi)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
     single = tmp_path / "single.npz"
     ref = subprocess.run([sys.executable, str(script), "-1", port, str(single)], cwd=ROOT, capture_output=True, text=True,
-                         env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, timeout=400)
+                         env={**env, "XLA_FLAGS": fast + " --xla_force_host_platform_device_count=2"}, timeout=400)
     try:
         outputs = [p.communicate(timeout=400)[0] for p in procs]
     finally:
