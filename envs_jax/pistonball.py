@@ -446,15 +446,16 @@ class Pistonball(environment.Environment[PistonballState, PistonballParams]):
         """PettingZoo's reset: pistons at ``491 - 4 k``, ``k ~ U{0..7}`` (lower half); ball at
         ``x = W - 110 + h`` (at least 81), ``y = 410 + v``, ``h ~ U{-30..30}``, ``v ~ U{-15..15}``
         (0 without ``random_drop``), spin ``~ U(-6 pi, 6 pi)`` (0 without ``random_rotate``), at rest."""
-        k_p, k_h, k_v, k_w = jax.random.split(key, 4)
-        piston_y = Y_MAX - PX_PER_POS * jax.random.randint(k_p, (self.n_pistons,), 0, N_POS // 2).astype(jnp.float32)
-        h = jax.random.randint(k_h, (), -30, 31).astype(jnp.float32)
-        v = jax.random.randint(k_v, (), -15, 16).astype(jnp.float32)
+        n = self.n_pistons
+        u = jax.random.uniform(key, (n + 3,))  # one draw, split into the integer and real variates
+        k = jnp.minimum(jnp.floor(u[:n] * (N_POS // 2)), N_POS // 2 - 1)
+        piston_y = Y_MAX - PX_PER_POS * k
+        h = jnp.minimum(jnp.floor(u[n] * 61.0), 60.0) - 30.0
+        v = jnp.minimum(jnp.floor(u[n + 1] * 31.0), 30.0) - 15.0
         h, v = jnp.where(params.random_drop, h, 0.0), jnp.where(params.random_drop, v, 0.0)
         x = jnp.maximum(self.width - WALL - BALL_R - 30.0 + h, WALL + BALL_R + 1.0)
         y = SCREEN_H - WALL - 23.0 - BALL_R - 0.5 * PX_PER_POS * N_POS - 15.0 + v
-        w = jax.random.uniform(k_w, (), jnp.float32, -6 * math.pi, 6 * math.pi)
-        w = jnp.where(params.random_rotate, w, 0.0)
+        w = jnp.where(params.random_rotate, (2.0 * u[n + 2] - 1.0) * 6 * math.pi, 0.0)
         state = self.state_from(piston_y, jnp.stack([x, y]), ball_w=w)
         return self.get_obs(state, params), state
 
