@@ -64,8 +64,10 @@ supersampling; sprites are drawn as boxes of their mean gray (a CNN encoder is n
 use it; none is provided here).
 
 Simplifications against pymunk (their effect is measured in benchmarks/RESULTS_iar.md):
-float32; the Gauss-Seidel order of contacts is fixed (pistons left to right, then walls;
-Chipmunk's arbiter order depends on its spatial index); only the 4 pistons around the ball
+float32; the Gauss-Seidel order of contacts is fixed (pistons right to left, then walls;
+Chipmunk's arbiter order comes from its bounding-box tree's pair cache and changes from step
+to step: logged on pistonball_v6, 8 pistons, the same two pistons came in either order; right
+to left kept more starts within 1 px of PettingZoo than left to right); only the 4 pistons around the ball
 are tested for contact (no other can reach it); accumulated impulses are zeroed when a
 contact breaks (Chipmunk keeps them for 3 steps); no sleeping, no bounding-box pass.
 """
@@ -168,10 +170,10 @@ def contact_shapes(ball_x: jax.Array, n: int) -> jax.Array:
     """Indices (WINDOW + 4,) of the shapes that can touch a ball centred at ``ball_x``:
     piston ``i`` spans x in [40 + 40 i, 80 + 40 i], the ball [x - 40, x + 40], so only
     ``i in ((x - 120) / 40, x / 40)`` (at most 3) can; we test 4 from ``floor((x-120)/40)+1``,
-    then the 4 walls."""
+    right to left (the Gauss-Seidel order), then the 4 walls."""
     k = min(WINDOW, n)
     i0 = jnp.clip(jnp.floor((ball_x - 120.0) / PISTON_W).astype(jnp.int32) + 1, 0, n - k)
-    return jnp.concatenate([i0 + jnp.arange(k, dtype=jnp.int32), n + jnp.arange(4, dtype=jnp.int32)])
+    return jnp.concatenate([i0 + jnp.arange(k - 1, -1, -1, dtype=jnp.int32), n + jnp.arange(4, dtype=jnp.int32)])
 
 
 def chipmunk_step(state: PistonballState, params: PistonballParams, n: int, dt: float = DT) -> PistonballState:
