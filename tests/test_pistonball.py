@@ -85,19 +85,25 @@ def test_validity_oracle_equals_the_original_rule_on_every_action(env_id, constr
     n = env.n_pistons
     actions = np.array(list(itertools.product(range(3), repeat=n)), dtype=np.int32)
     np.testing.assert_array_equal(np.asarray(env.all_actions()), actions)
-    mask_fn = jax.jit(lambda s: env.valid_mask(s, jnp.asarray(actions), params))
-    xs = [81.0, 104.9, 125.0, 145.0, 164.99, 185.0, 205.0, 230.0, env.width - 81.0]
-    for x in xs:
-        s = env.state_from([471.0] * n, (x, 420.0))
+    at = lambda x: env.state_from(jnp.full(n, 471.0), jnp.stack([x, jnp.float32(420.0)]))
+
+    @jax.jit
+    def masks(x):
+        s = at(x)
+        bad = jnp.array([3] + [1] * (n - 1))  # out of range
+        return env.valid_mask(s, jnp.asarray(actions), params), env.is_valid(s, bad, params)
+
+    for x in [81.0, 104.9, 125.0, 145.0, 164.99, 185.0, 205.0, 230.0, env.width - 81.0]:
+        mask, bad_ok = masks(jnp.float32(x))
         want = _original_rule(x, actions, n, list(constrained))
-        np.testing.assert_array_equal(np.asarray(mask_fn(s)), want, err_msg=f"ball_x={x}")
-    assert not bool(env.is_valid(s, jnp.array([3] + [1] * (n - 1)), params))  # out of range
+        np.testing.assert_array_equal(np.asarray(mask), want, err_msg=f"ball_x={x}")
+        assert not bool(bad_ok)
 
 
 def test_unconstrained_versions_accept_every_in_range_action():
     env, params = make("Pistonball-v1")
-    s = env.state_from([471.0] * 5, (env.width - 81.0, 420.0))
-    assert not env.constrained and bool(jnp.all(env.valid_mask(s, env.all_actions(), params)))
+    every = jax.jit(lambda x: env.valid_mask(env.state_from(jnp.full(5, 471.0), jnp.stack([x, 420.0])), env.all_actions(), params))
+    assert not env.constrained and bool(jnp.all(every(jnp.float32(env.width - 81.0))))
 
 
 def test_invalid_action_runs_as_all_pistons_down_and_costs_one():
@@ -105,8 +111,7 @@ def test_invalid_action_runs_as_all_pistons_down_and_costs_one():
     env, params, step = cstr_v1()
     y0 = np.array([463.0, 463.0, 463.0, 463.0, 491.0])
     s = env.state_from(y0, (env.width - 81.0, 100.0))  # ball right: pistons 0-1 are left of it
-    up_left = np.array([2, 1, 1, 1, 1])
-    assert not bool(env.is_valid(s, jnp.asarray(up_left), params))
+    up_left = np.array([2, 1, 1, 1, 1])  # info["valid"] is the oracle's answer
     (s1, _, _, info), = _run(env, params, step, s, [up_left])
     np.testing.assert_array_equal(np.asarray(s1.piston_y), np.minimum(y0 + 4.0, 491.0))
     assert float(info["cost"]) == 1.0 and not bool(info["valid"])
