@@ -188,6 +188,19 @@ def test_image_observation_shows_the_ball_where_it_is():
     assert env.observation_space(params).contains(jnp.asarray(img))
 
 
+@pytest.mark.slow
+def test_image_observations_step_under_jit_and_vmap():
+    env, params = make("Pistonball-cstr-v2", obs_type="image")
+    keys = jax.random.split(KEY, 3)
+    obs, s = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    a = jnp.ones((3, env.n_pistons), jnp.int32)
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    for _ in range(3):
+        obs, s, r, term, trunc, info = step(keys, s, a, params)
+    assert obs.shape == (3, 96, 96, 1) and bool(jnp.all(jax.vmap(env.observation_space(params).contains)(obs)))
+    assert info["cost"].shape == (3,) and np.isfinite(np.asarray(r)).all()
+
+
 def test_bad_arguments_raise_one_clear_error():
     with pytest.raises(ValueError, match="version"):
         make_pistonball("v9")
