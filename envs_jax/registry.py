@@ -41,6 +41,9 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     **{f"ERA-v{v}": ("envs_jax.era:make_era", {"version": v}) for v in range(1, 6)},
     "ERA-nocstr-v5": ("envs_jax.era:make_era", {"version": 5, "constrained": False}),
     "ERA-partial": ("envs_jax.era:make_era_partial", {}),
+    # Pistonball (IAR's second benchmark; PettingZoo butterfly, centrally controlled).
+    **{f"Pistonball-{v}": ("envs_jax.pistonball:make_pistonball", {"version": v}) for v in ("v1", "v2", "v3")},
+    **{f"Pistonball-cstr-{v}": ("envs_jax.pistonball:make_pistonball", {"version": f"cstr-{v}"}) for v in ("v1", "v2")},
     # DRA tasks (Patel, Acerbi, Pouget 2020).
     "DRA-maze": ("envs_jax.dra_tasks:make_maze", {}),
     "DRA-huys": ("envs_jax.dra_tasks:make_huys", {}),

@@ -54,6 +54,8 @@ def claims(env_id: str) -> set:
         return {C.ValidityOracle, C.ValidMask, C.Costs}
     if env_id.startswith("ERA-"):
         return {C.ValidityOracle, C.ValidMask, C.Costs, C.FixedStarts}
+    if env_id.startswith("Pistonball-"):
+        return {C.ValidityOracle, C.ValidMask, C.Costs}
     if env_id.startswith("DRA-"):
         dra = {C.Tabular, C.TabularLayout, C.TrialSchedule, C.FixedHorizon}
         return dra | {C.KnownMemories} if env_id == "DRA-huys" else dra
