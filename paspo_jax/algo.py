@@ -9,6 +9,15 @@ defaults are the paper's PPO hyperparameters (:func:`default_ppo_config` returns
 ``configs["paspo"]`` is a :class:`PASPOConfig`; its ``method`` picks PASPO or a baseline
 (``dirichlet``, ``lagrangian``, ``projection``). No field name of ``PASPOConfig`` is a field of
 ``PPOConfig``.
+
+``--preset paper`` reproduces the original's RLlib runs (:data:`PAPER_PPO`, :data:`PAPER_PASPO`):
+8 envs x 64 steps, torch Adam (betas 0.99, 0.99) with L2 weight decay 1e-3 added to the clipped
+gradient (:func:`make_paper_optimizer`; the engine's optimizer is swapped in :func:`build`),
+advantages standardised over the whole 512-step batch (:class:`BatchAdvantageUpdate`), the
+observation filter (``normalize_obs``) on compute and portfolio, evaluation of 20 stochastic
+episodes every 10 updates, the heads' output layer at the default init, degenerate intervals
+fixed at ``a_min`` (also ``a_max <= 1e-4``; remaining mass ``<= 1e-5`` -> ``[0, rest]``) and
+Beta log-densities clamped at ``>= log 1e-6``. Each is an option whose default is ours.
 """
 
 from __future__ import annotations
