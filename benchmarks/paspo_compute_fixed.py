@@ -1,7 +1,19 @@
-"""Return of fixed allocations on PASPO-compute-9 (orig rules): freq-proportional (infeasible)
-and its Euclidean projection onto the compute9 polytope (feasible, 'load balanced')."""
-import sys, time, jax, jax.numpy as jnp, numpy as np, envs_jax
+"""Return of fixed allocations on ``PASPO-compute-9`` (the original's rules): shares
+proportional to the CPU frequencies (infeasible), their Euclidean projection onto the compute9
+polytope (feasible, "load balanced") and the uniform allocation, over N episodes (default 1000).
+
+    python benchmarks/paspo_compute_fixed.py 1000
+"""
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 from scipy.optimize import minimize
+
+import envs_jax
+
 env, p = envs_jax.make('PASPO-compute-9')
 A, b = env.exact_constraints
 f = np.asarray(p.freq, np.float64); target = f / f.sum()

@@ -160,13 +160,13 @@ def test_beta_log_prob_clamped_at_log_1e6(compute):
 
 # ------------------------------------------------------------------------------- init
 def test_head_output_layer_at_torch_default_init(compute):
-    env, params, _ = compute
-    obs, _ = env.reset(jax.random.PRNGKey(0), params)
-    k = 1 / np.sqrt(32)  # torch Linear(32, 2): weight and bias ~ U(-1/sqrt(32), 1/sqrt(32))
+    k = 1 / np.sqrt(32)  # torch Linear(32, 2): weight ~ U(-1/sqrt(32), 1/sqrt(32))
     for scale, bound in ((1.0, k), (0.01, 0.01 * k)):
         pol = _policy(compute, head_out_scale=scale)
-        p = jax.jit(pol.init)(jax.random.PRNGKey(3), obs)
-        W = np.asarray(p["heads"]["params"]["Dense_2"]["kernel"])  # (8 heads, 32, 2)
+        # the heads exactly as PASPOPolicy.init builds them: one init per entity, vmapped
+        head_in = jnp.zeros((32 + 8,), jnp.float32)
+        p = jax.vmap(pol.head.init, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(3), 8), head_in)
+        W = np.asarray(p["params"]["Dense_2"]["kernel"])  # (8 heads, 32, 2)
         assert W.shape == (8, 32, 2)
         assert np.abs(W).max() <= bound and np.abs(W).max() > 0.9 * bound
         assert W.std() == pytest.approx(bound / np.sqrt(3), rel=0.1)
