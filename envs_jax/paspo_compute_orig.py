@@ -33,6 +33,10 @@ next 3 tasks (the first is the one the action allocates; zeros past the last tas
 ~ 1e6, deadlines ~ 1e-3): the original trains with RLlib's running mean/std observation
 filter, which ``PPOConfig(normalize_obs=True)`` provides (the ``paper`` preset of
 ``--algo paspo`` sets it for this env).
+The engine's filter matches the original better than per-env statistics kept in the env
+state would: RLlib keeps one ``MeanStdFilter`` per rollout worker, shared by the worker's 8
+envs and copied to the evaluation worker; the engine's running mean/std is likewise one set of
+statistics over all envs of the batch, used frozen in evaluation.
 
 Differences from the original that do not change the task: times are float32 (the original:
 float64; round-off ~1e-9 s against deadlines ~1e-3 s); the original seeds every env copy

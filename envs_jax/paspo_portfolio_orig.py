@@ -27,6 +27,10 @@ Observation (float32, 27): ``[wealth (starts at 100), w (13), R of the last draw
 cash first)]``. The values are raw: the original trains with RLlib's running mean/std filter,
 which ``PPOConfig(normalize_obs=True)`` provides (the ``paper`` preset of ``--algo paspo``
 sets it for this env).
+The engine's filter matches the original better than per-env statistics kept in the env
+state would: RLlib keeps one ``MeanStdFilter`` per rollout worker, shared by the worker's 8
+envs and copied to the evaluation worker; the engine's running mean/std is likewise one set of
+statistics over all envs of the batch, used frozen in evaluation.
 
 Evaluation on fixed trajectories (``envs_jax.contracts.FixedStarts``):
 ``reset_to(key, params, i)`` replays trajectory ``i mod 200`` of
