@@ -1,4 +1,8 @@
-"""``PASPO-compute-9``: distributing compute tasks across servers (Winkel et al. 2024, experiments).
+"""``PASPO-compute-9-v0``: distributing compute tasks across servers (our model after Winkel et al. 2024).
+
+The paper's ``PASPO-compute-9`` is the original's env (``envs_jax.paspo_compute_orig``); this
+is the variant the project used before (its results in ``benchmarks/RESULTS_paspo.md`` refer
+to it).
 
 Data: ``data/paspo_compute_9_servers.json`` (the reference's 9 servers with fixed CPU
 frequencies ``f_j``, 9 users with task size ``B_u`` bits, ``C_u`` cycles and a Poisson rate of
@@ -134,9 +138,11 @@ class PaspoCompute(AllocationEnv):
         bandwidth: float = 1e9,
         queue_obs_clip: float = 10.0,
         violation_penalty: float = 0.0,
+        name_suffix: str = "-v0",
     ):
-        """``PASPO-compute-9`` from the reference data; it builds its own ``default_params``."""
+        """``PASPO-compute-9-v0`` from the reference data; it builds its own ``default_params``."""
         super().__init__()
+        self.name_suffix = str(name_suffix)
         if max_steps_in_episode < 1:
             raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
         if not (deadline_factor > 0 and bandwidth > 0 and queue_obs_clip > 0):
@@ -165,7 +171,7 @@ class PaspoCompute(AllocationEnv):
 
     @property
     def name(self) -> str:
-        return "PASPO-compute-9"
+        return f"PASPO-compute-9{self.name_suffix}"
 
     @property
     def default_params(self) -> ComputeParams:
@@ -249,7 +255,7 @@ class PaspoCompute(AllocationEnv):
 
 
 def make_compute(**kwargs) -> tuple[PaspoCompute, ComputeParams]:
-    """``(env, env.default_params)`` for ``PASPO-compute-9``; keywords: :class:`PaspoCompute`."""
+    """``(env, env.default_params)`` for ``PASPO-compute-9-v0``; keywords: :class:`PaspoCompute`."""
     env = PaspoCompute(**kwargs)
     return env, env.default_params
 

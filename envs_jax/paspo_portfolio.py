@@ -1,4 +1,8 @@
-"""``PASPO-portfolio-13``: constrained portfolio optimisation (Winkel et al. 2024, experiments).
+"""``PASPO-portfolio-13-v0``: constrained portfolio optimisation (our model after Winkel et al. 2024).
+
+The paper's ``PASPO-portfolio-13`` is the original's env (``envs_jax.paspo_portfolio_orig``:
+no fee, 13 steps, first reward from the month after the reset month); this is the variant the
+project used before (its results in ``benchmarks/RESULTS_paspo.md`` refer to it).
 
 Entities: cash (index 0) and 12 NASDAQ stocks (MSFT, BIDU, ADBE, PCAR, NVDA, SBUX, INTU, ADP,
 AMZN, EBAY, AMGN, QCOM; indices 1..12, the order of the data files).
@@ -125,9 +129,11 @@ class PaspoPortfolio(AllocationEnv):
         cash_return: float = 0.0,
         max_steps_in_episode: int = 12,
         violation_penalty: float = 0.0,
+        name_suffix: str = "-v0",
     ):
-        """``PASPO-portfolio-13`` from the reference data; it builds its own ``default_params``."""
+        """``PASPO-portfolio-13-v0`` from the reference data; it builds its own ``default_params``."""
         super().__init__()
+        self.name_suffix = str(name_suffix)
         if fee_rate < 0:
             raise ValueError(f"fee_rate must be non-negative, got {fee_rate}")
         if max_steps_in_episode < 1:
@@ -154,7 +160,7 @@ class PaspoPortfolio(AllocationEnv):
 
     @property
     def name(self) -> str:
-        return "PASPO-portfolio-13"
+        return f"PASPO-portfolio-13{self.name_suffix}"
 
     @property
     def default_params(self) -> PortfolioParams:
@@ -205,7 +211,7 @@ class PaspoPortfolio(AllocationEnv):
 
 
 def make_portfolio(**kwargs) -> tuple[PaspoPortfolio, PortfolioParams]:
-    """``(env, env.default_params)`` for ``PASPO-portfolio-13``; keywords: :class:`PaspoPortfolio`."""
+    """``(env, env.default_params)`` for ``PASPO-portfolio-13-v0``; keywords: :class:`PaspoPortfolio`."""
     env = PaspoPortfolio(**kwargs)
     return env, env.default_params
 

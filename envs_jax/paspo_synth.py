@@ -1,4 +1,9 @@
-"""``PASPO-synth-N``: the synthetic allocation benchmark of Winkel et al. (2024).
+"""``PASPO-synth-7-v0`` and ``PASPO-synth-20/50/100``: our synthetic allocation benchmark after Winkel et al. (2024).
+
+The paper's ``PASPO-synth-7`` is the original's env (``envs_jax.paspo_synth_orig``); this module
+is the variant the project used before (``-v0``; its results in ``benchmarks/RESULTS_paspo.md``
+refer to it), and the scaling ids N in {20, 50, 100} keep it (the original's MLP weights exist
+only for N = 7).
 
 Each episode has ``max_steps_in_episode = 2`` steps. The state is one of 3 values, shown
 one-hot; it is drawn uniformly at reset and again after every step. The reward of allocating
@@ -148,6 +153,7 @@ class PaspoSynth(AllocationEnv):
         reward_scale: float = 30.0,
         violation_penalty: float = 0.0,
         max_steps_in_episode: int = 2,
+        name_suffix: str = "",
     ):
         """``PASPO-synth-n``; it builds its own default params (``default_params``).
 
@@ -169,6 +175,7 @@ class PaspoSynth(AllocationEnv):
         if max_steps_in_episode < 1:
             raise ValueError(f"max_steps_in_episode must be positive, got {max_steps_in_episode}")
         self.num_entities = n
+        self.name_suffix = str(name_suffix)
         self.state_input = state_input
         if polytope == "reference" or (polytope == "auto" and n == 7):
             A, b = load_polytope("synth7", normalize=normalize_rows)
@@ -193,7 +200,7 @@ class PaspoSynth(AllocationEnv):
 
     @property
     def name(self) -> str:
-        return f"PASPO-synth-{self.num_entities}"
+        return f"PASPO-synth-{self.num_entities}{self.name_suffix}"
 
     @property
     def default_params(self) -> SynthParams:

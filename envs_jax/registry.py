@@ -29,13 +29,18 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "Probe-cost": ("envs_jax.probes:make_probe", {"kind": "cost"}),
     "Safe-bandit": ("envs_jax.safe_probes:make_safe_bandit", {}),
     "Safe-bandit-box": ("envs_jax.safe_probes:make_safe_bandit", {"continuous": True}),
-    # PASPO allocation tasks (Winkel et al. 2024).
-    "PASPO-synth-7": ("envs_jax.paspo_synth:make_synth", {"n": 7}),
+    # PASPO allocation tasks (Winkel et al. 2024). The paper's ids are the original code's envs
+    # (niklasdbs/paspo); -v0 = the project's earlier variants (their RESULTS_paspo numbers);
+    # the scaling ids synth-20/50/100 keep the v0 dynamics (original weights exist for n = 7 only).
+    "PASPO-synth-7": ("envs_jax.paspo_synth_orig:make_synth_orig", {}),
+    "PASPO-compute-9": ("envs_jax.paspo_compute_orig:make_compute_orig", {}),
+    "PASPO-portfolio-13": ("envs_jax.paspo_portfolio_orig:make_portfolio_orig", {}),
+    "PASPO-synth-7-v0": ("envs_jax.paspo_synth:make_synth", {"n": 7, "name_suffix": "-v0"}),
+    "PASPO-compute-9-v0": ("envs_jax.paspo_compute:make_compute", {}),
+    "PASPO-portfolio-13-v0": ("envs_jax.paspo_portfolio:make_portfolio", {}),
     "PASPO-synth-20": ("envs_jax.paspo_synth:make_synth", {"n": 20}),
     "PASPO-synth-50": ("envs_jax.paspo_synth:make_synth", {"n": 50}),
     "PASPO-synth-100": ("envs_jax.paspo_synth:make_synth", {"n": 100}),
-    "PASPO-compute-9": ("envs_jax.paspo_compute:make_compute", {}),
-    "PASPO-portfolio-13": ("envs_jax.paspo_portfolio:make_portfolio", {}),
     "PASPO-capacity-7": ("envs_jax.paspo_capacity:make_capacity", {}),
     # ERA (IAR, Chen et al. 2023).
     **{f"ERA-v{v}": ("envs_jax.era:make_era", {"version": v}) for v in range(1, 6)},

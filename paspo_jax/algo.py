@@ -9,6 +9,15 @@ defaults are the paper's PPO hyperparameters (:func:`default_ppo_config` returns
 ``configs["paspo"]`` is a :class:`PASPOConfig`; its ``method`` picks PASPO or a baseline
 (``dirichlet``, ``lagrangian``, ``projection``). No field name of ``PASPOConfig`` is a field of
 ``PPOConfig``.
+
+``--preset paper`` reproduces the original's RLlib runs (:data:`PAPER_PPO`, :data:`PAPER_PASPO`):
+8 envs x 64 steps, torch Adam (betas 0.99, 0.99) with L2 weight decay 1e-3 added to the clipped
+gradient (:func:`make_paper_optimizer`; the engine's optimizer is swapped in :func:`build`),
+advantages standardised over the whole 512-step batch (:class:`BatchAdvantageUpdate`), the
+observation filter (``normalize_obs``) on compute and portfolio, evaluation of 20 stochastic
+episodes every 10 updates, the heads' output layer at the default init, degenerate intervals
+fixed at ``a_min`` (also ``a_max <= 1e-4``; remaining mass ``<= 1e-5`` -> ``[0, rest]``) and
+Beta log-densities clamped at ``>= log 1e-6``. Each is an option whose default is ours.
 """
 
 from __future__ import annotations
@@ -16,7 +25,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import jax.numpy as jnp
+import optax
+
 from ppo_jax.config import PPOConfig, check_config
+from ppo_jax.update import MinibatchUpdate
 
 METHODS = ("paspo", "dirichlet", "lagrangian", "projection")
 
@@ -41,7 +54,31 @@ class PASPOPPOConfig(PPOConfig):
     clip_value: bool = False  # RLlib clips the value *loss* at 10, not the value; plain MSE here
     ent_coef: float = 0.01  # paper: entropy coefficient 0.01
     vf_coef: float = 0.5  # paper: vf coefficient 0.5
-    normalize_advantages: bool = True  # RLlib standardises advantages (over the batch; here per minibatch)
+    normalize_advantages: bool = True  # per-minibatch advantage standardisation (the engine's)
+    # Options of the original's RLlib runs that the engine's PPOConfig lacks; :func:`build`
+    # honours them (see :func:`make_paper_optimizer` and :class:`BatchAdvantageUpdate`).
+    adam_b1: float = 0.9  # Adam beta1 (original: 0.99)
+    adam_b2: float = 0.999  # Adam beta2 (original: 0.99)
+    weight_decay: float = 0.0  # torch-style L2: weight_decay * param added to the clipped gradient (original: 1e-3)
+    batch_advantage_norm: bool = False  # standardise advantages over the whole batch, once per update (original: RLlib)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("adam_b1", "adam_b2"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
+                raise ValueError(f"paspo_jax.PASPOPPOConfig.{name} must lie in [0, 1), got {v!r}")
+        check_config(self, nonneg=("weight_decay",))
+        if self.batch_advantage_norm and self.normalize_advantages:
+            raise ValueError(
+                "PASPOPPOConfig: batch_advantage_norm=True standardises the whole batch; set "
+                "normalize_advantages=False (else the minibatches are standardised again)"
+            )
+
+    @property
+    def paper_optimizer(self) -> bool:
+        """Whether the optimizer differs from the engine's (betas or weight decay)."""
+        return (self.adam_b1, self.adam_b2, self.weight_decay) != (0.9, 0.999, 0.0)
 
 
 def default_ppo_config(**overrides) -> PASPOPPOConfig:
@@ -76,19 +113,27 @@ class PASPOConfig:
     projection_init_std: float = 0.1  # projection (gaussian): initial standard deviation
     projection_maxiter: int = 0  # projection: QP iteration cap; 0 = default
     projection_margin: float = 1e-5  # projection: facets moved inward by this (float32 round-off safety)
+    degenerate_value: str = "midpoint"  # value of a degenerate entry: "midpoint" or "a_min" (original)
+    degenerate_max: float = 0.0  # > 0: a_max <= this is degenerate too (original: 1e-4); 0 = off
+    small_remaining: float = 0.0  # > 0: remaining mass <= this gives [0, remaining] (original: 1e-5); 0 = off
+    beta_prob_floor: float = 0.0  # > 0: Beta log-density clamped >= log(this) (original: 1e-6); 0 = off
 
     def __post_init__(self) -> None:
         check_config(
             self,
             choices={"method": METHODS, "debias_method": ("rejection", "hit_and_run"), "intervals": ("stored", "recompute"),
-                     "bounds": ("auto", "lp", "fast"), "projection_dist": ("gaussian", "dirichlet")},
+                     "bounds": ("auto", "lp", "fast"), "projection_dist": ("gaussian", "dirichlet"),
+                     "degenerate_value": ("midpoint", "a_min")},
             nonneg_ints=("lp_maxiter", "projection_maxiter", "debias_seed"),
             positive=("head_out_scale", "lagrange_init", "projection_init_std", "max_log_concentration"),
-            nonneg=("degenerate_tol", "cost_limit", "interval_margin", "projection_margin"),
+            nonneg=("degenerate_tol", "cost_limit", "interval_margin", "projection_margin", "degenerate_max",
+                    "small_remaining", "beta_prob_floor"),
             widths=("encoder_hidden", "head_hidden", "critic_hidden"),
         )
         if not isinstance(self.debias_samples, int) or isinstance(self.debias_samples, bool) or self.debias_samples < 2:
             raise ValueError(f"paspo config debias_samples must be an integer >= 2, got {self.debias_samples!r}")
+        if not self.beta_prob_floor < 1:
+            raise ValueError(f"paspo config beta_prob_floor must lie in [0, 1), got {self.beta_prob_floor!r}")
         if not 0 < self.u_eps < 0.5:
             raise ValueError(f"paspo config u_eps must lie in (0, 0.5), got {self.u_eps!r}")
 
@@ -130,8 +175,41 @@ def make_policy(cfg: PASPOConfig, env, env_params, ppo: PPOConfig | None = None)
         bounds=cfg.bounds,
         lp_maxiter=cfg.lp_maxiter or None,
         lp_warm_start=cfg.lp_warm_start,
+        degenerate_value=cfg.degenerate_value,
+        degenerate_max=cfg.degenerate_max,
+        small_remaining=cfg.small_remaining,
+        beta_prob_floor=cfg.beta_prob_floor,
         **net,
     )
+
+
+def make_paper_optimizer(config: PASPOPPOConfig) -> optax.GradientTransformation:
+    """The original's optimizer (RLlib torch: ``clip_grad_norm_`` then ``torch.optim.Adam(lr,
+    betas, weight_decay)``): per step ``g <- clip(g, max_grad_norm)`` (global norm),
+    ``g <- g + weight_decay * param`` (L2 added to the gradient, not decoupled), then Adam with
+    ``(adam_b1, adam_b2, adam_eps)`` and the (optionally annealed) learning rate. Equals
+    ``ppo_jax.engine.make_optimizer`` for the default betas and ``weight_decay = 0``."""
+    if config.optimizer != "adam":
+        raise ValueError(f"adam_b1/adam_b2/weight_decay need optimizer='adam', got {config.optimizer!r}")
+    steps = config.num_updates * config.update_epochs * config.num_minibatches
+    lr = optax.linear_schedule(config.lr, 0.0, steps) if config.anneal_lr else config.lr
+    parts = [optax.clip_by_global_norm(config.max_grad_norm)] if config.max_grad_norm > 0 else []
+    if config.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(config.weight_decay))
+    parts.append(optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps))
+    return optax.chain(*parts)
+
+
+class BatchAdvantageUpdate(MinibatchUpdate):
+    """PPO's minibatch epochs after standardising the advantages over the whole batch once per
+    update, as RLlib's PPO (``standardize_fields(batch, ["advantages"])``):
+    ``A <- (A - mean(A)) / max(std(A), 1e-4)`` (population std, RLlib's floor). Value targets
+    are unchanged. Use with ``normalize_advantages=False``."""
+
+    def __call__(self, engine, ustate, batch, stats, key):
+        adv = batch.advantage
+        adv = (adv - adv.mean()) / jnp.maximum(adv.std(), 1e-4)
+        return super().__call__(engine, ustate, batch._replace(advantage=adv), stats, key)
 
 
 def build(env_id: str, configs: dict, mesh=None):
@@ -145,15 +223,39 @@ def build(env_id: str, configs: dict, mesh=None):
     ppo, cfg = unpack_configs("paspo", configs, ppo=PPOConfig, paspo=PASPOConfig)
     env, env_params = envs_jax.make(env_id)
     require(env, LinearConstraints, who="--algo paspo (PASPO-* envs)")
-    return make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh)
+    paper = isinstance(ppo, PASPOPPOConfig)
+    update = BatchAdvantageUpdate() if paper and ppo.batch_advantage_norm else None
+    trainer = make_train(ppo, env, env_params, make_policy(cfg, env, env_params, ppo), mesh, update)
+    if paper and ppo.paper_optimizer:
+        # The engine's make_optimizer has no betas / weight decay (yet): swap the optimizer
+        # before anything is initialised (init and every update read trainer.optimizer).
+        trainer.optimizer = make_paper_optimizer(ppo)
+    return trainer
+
+
+# The original's RLlib settings that differ from our defaults (the ``paper`` preset).
+PAPER_PPO = dict(
+    num_envs=8, num_steps=64,  # 8 envs x 64 steps = 512 (ours: 64 x 8)
+    adam_b1=0.99, adam_b2=0.99, weight_decay=1e-3,  # torch Adam(betas=(0.99, 0.99), weight_decay=1e-3)
+    normalize_advantages=False, batch_advantage_norm=True,  # RLlib standardises the 512-step batch
+    eval_every=10, eval_episodes=20, eval_mode="stochastic",  # evaluation_interval 10, 20 episodes, explore
+)
+PAPER_PASPO = dict(
+    head_out_scale=1.0,  # the heads' output layer at torch's default init
+    degenerate_value="a_min", degenerate_max=1e-4, small_remaining=1e-5,  # raw_distribution_funcs / lp_solver
+    beta_prob_floor=1e-6,  # StableBeta's clamp
+)
 
 
 def _paper(env_id: str, overrides) -> dict:
-    """The paper's budget: 150k steps, 250k on the portfolio env (reference README)."""
+    """The original's runs: budget 150k steps (250k on portfolio), :data:`PAPER_PPO` and
+    :data:`PAPER_PASPO`, and RLlib's MeanStdFilter (``normalize_obs``) on every env but synth
+    (its run config sets ``observation_filter: NoFilter``)."""
     from ppo_jax.registry import replace_configs
 
     steps = 250_000 if "portfolio" in env_id else 150_000
-    return replace_configs({"ppo": PASPOPPOConfig(total_timesteps=steps), "paspo": PASPOConfig()}, overrides)
+    ppo = PASPOPPOConfig(total_timesteps=steps, normalize_obs="synth" not in env_id, **PAPER_PPO)
+    return replace_configs({"ppo": ppo, "paspo": PASPOConfig(**PAPER_PASPO)}, overrides)
 
 
 def _policy_cases():

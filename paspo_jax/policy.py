@@ -15,9 +15,17 @@ and ``a_{n-1} = 1 - sum(a_<n-1)``. The density (PASPO Eq. 4), Jacobian included:
 
 Invariants (``act`` and ``evaluate`` are the same function of the stored action):
 
-- degenerate interval (width < ``degenerate_tol``, or reported infeasible): the entry is fixed
-  (midpoint; on the LP path the feasible completion below) and adds 0 to log-prob and entropy;
-  counted in ``policy/degenerate`` / ``policy/infeasible``;
+- degenerate interval (width < ``degenerate_tol``, or reported infeasible, or -- with
+  ``degenerate_max > 0`` -- ``a_max <= degenerate_max``): the entry is fixed
+  (``degenerate_value``: the midpoint, or ``a_min`` as the original; on the LP path the
+  feasible completion below) and adds 0 to log-prob and entropy; counted in
+  ``policy/degenerate`` / ``policy/infeasible``;
+- ``small_remaining > 0``: where the remaining mass ``1 - sum(a_<i)`` is ``<= small_remaining``
+  the interval is ``[0, remaining]`` whatever the bounds say (the original's LP wrapper
+  returns that without solving; with its ``degenerate_tol`` the entry is then fixed at 0);
+- ``beta_prob_floor > 0``: each entry's Beta log-density is clamped at ``>= log(beta_prob_floor)``
+  before the Jacobian term (the original's ``StableBeta``: ``log_prob.clamp(min=log 1e-6)``;
+  the clamp has zero gradient below the floor);
 - ``u_i`` is clipped into ``[u_eps, 1 - u_eps]`` when sampling and when scoring;
 - concentrations are ``exp(clip(output, +-max_log_concentration)) + 1e-6``;
 - ``interval_margin`` shrinks every interval to ``[a_min + m, a_max - m]`` (to its midpoint if
@@ -95,6 +103,13 @@ class PASPOPolicy(Policy):
       lp_maxiter: iteration cap of the general LP (None: its default).
       lp_warm_start: static constraints on the LP path: start every interval LP from the
         optimal basis at the polytope's Chebyshev centre (default on; :func:`make_bounds_fn`).
+      degenerate_value: value of a degenerate entry, "midpoint" (ours) or "a_min" (original).
+      degenerate_max: > 0: an interval with ``a_max <= degenerate_max`` is degenerate too
+        (original: 1e-4); 0 = off.
+      small_remaining: > 0: remaining mass ``<= small_remaining`` gives the interval
+        ``[0, remaining]`` (original: 1e-5); 0 = off.
+      beta_prob_floor: > 0: Beta log-densities clamped at ``>= log(beta_prob_floor)``
+        (original: 1e-6); 0 = off.
     """
 
     def __init__(
@@ -118,6 +133,10 @@ class PASPOPolicy(Policy):
         bounds: str = "auto",
         lp_maxiter: int | None = None,
         lp_warm_start: bool = True,
+        degenerate_value: str = "midpoint",
+        degenerate_max: float = 0.0,
+        small_remaining: float = 0.0,
+        beta_prob_floor: float = 0.0,
     ):
         from envs_jax.contracts import LinearConstraints, require
 
@@ -133,6 +152,13 @@ class PASPOPolicy(Policy):
             raise ValueError("intervals='recompute' needs static constraints (evaluate gets no env state)")
         if not (0.0 < u_eps < 0.5):
             raise ValueError(f"u_eps must lie in (0, 0.5), got {u_eps}")
+        if degenerate_value not in ("midpoint", "a_min"):
+            raise ValueError(f"degenerate_value must be 'midpoint' or 'a_min', got {degenerate_value!r}")
+        if not (degenerate_max >= 0 and small_remaining >= 0 and 0 <= beta_prob_floor < 1):
+            raise ValueError(
+                "degenerate_max and small_remaining must be >= 0 and beta_prob_floor in [0, 1), got "
+                f"{degenerate_max}, {small_remaining}, {beta_prob_floor}"
+            )
         if degenerate_tol < 0 or interval_margin < 0:
             raise ValueError(f"degenerate_tol and interval_margin must be >= 0, got {degenerate_tol}, {interval_margin}")
         if debias and (not isinstance(debias_samples, int) or debias_samples < 2):
@@ -145,6 +171,8 @@ class PASPOPolicy(Policy):
             debias, debias_samples, debias_method, debias_seed)
         self.degenerate_tol, self.u_eps, self.max_log_concentration = degenerate_tol, u_eps, max_log_concentration
         self.intervals, self.interval_margin = intervals, interval_margin
+        self.degenerate_value, self.degenerate_max = degenerate_value, float(degenerate_max)
+        self.small_remaining, self.beta_prob_floor = float(small_remaining), float(beta_prob_floor)
         if bounds not in ("auto", "lp", "fast"):
             raise ValueError(f"bounds must be 'auto', 'lp' or 'fast', got {bounds!r}")
         self.polytope = None
@@ -241,10 +269,20 @@ class PASPOPolicy(Policy):
         if self.interval_margin > 0:
             mid = 0.5 * (lo + hi)
             lo, hi = jnp.minimum(lo + self.interval_margin, mid), jnp.maximum(hi - self.interval_margin, mid)
+        if self.small_remaining > 0:  # the original's LP wrapper: [0, remaining] without solving
+            small = remaining <= self.small_remaining
+            lo, hi = jnp.where(small, 0.0, lo), jnp.where(small, remaining, hi)
         return lo, hi
 
     def _degenerate(self, lo, hi):
-        return ~(hi - lo >= self.degenerate_tol)
+        degenerate = ~(hi - lo >= self.degenerate_tol)
+        if self.degenerate_max > 0:  # the original: also a_max <= 1e-4
+            degenerate = degenerate | (hi <= self.degenerate_max)
+        return degenerate
+
+    def _fixed_value(self, lo, hi):
+        """The value of a degenerate entry: ``a_min`` (original) or the midpoint."""
+        return lo if self.degenerate_value == "a_min" else 0.5 * (lo + hi)
 
     def _entry_log_prob_entropy(self, alpha, beta, lo, hi, x):
         """Log-density and entropy of one scaled Beta at entry ``x`` (0, 0 if degenerate)."""
@@ -253,7 +291,10 @@ class PASPOPolicy(Policy):
         affine = distrax.ScalarAffine(shift=lo, scale=width)
         u = jnp.clip(affine.inverse(x), self.u_eps, 1.0 - self.u_eps)
         base = distrax.Beta(alpha, beta)
-        log_prob = base.log_prob(u) - affine.forward_log_det_jacobian(u)
+        base_log_prob = base.log_prob(u)
+        if self.beta_prob_floor > 0:  # the original's StableBeta clamp
+            base_log_prob = jnp.maximum(base_log_prob, float(np.log(self.beta_prob_floor)))
+        log_prob = base_log_prob - affine.forward_log_det_jacobian(u)
         entropy = distrax.Transformed(base, affine).entropy()
         return jnp.where(degenerate, 0.0, log_prob), jnp.where(degenerate, 0.0, entropy)
 
@@ -309,7 +350,7 @@ class PASPOPolicy(Policy):
             degenerate = self._degenerate(lo, hi)
             u = jnp.clip(u, self.u_eps, 1.0 - self.u_eps) if mode == "sample" else u
             x = distrax.ScalarAffine(shift=lo, scale=hi - lo).forward(u)
-            x = jnp.where(degenerate, 0.5 * (lo + hi), x)
+            x = jnp.where(degenerate, self._fixed_value(lo, hi), x)
             x = jnp.clip(x, lo, hi)
             if vertices:  # LP path: the feasible completion from the first failed entry on (docstring)
                 x_min, x_max = vertices

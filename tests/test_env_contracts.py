@@ -48,7 +48,9 @@ def _key(seed: int) -> jax.Array:
 
 def claims(env_id: str) -> set:
     """What each env offers (independent table)."""
-    if env_id.startswith("PASPO-"):
+    if env_id == "PASPO-portfolio-13":  # the original's: 200 fixed evaluation trajectories
+        return {C.LinearConstraints, C.ValidityOracle, C.Costs, C.FixedStarts}
+    if env_id.startswith("PASPO-"):  # also the -v0 ids and synth-20/50/100
         return {C.LinearConstraints, C.ValidityOracle, C.Costs}
     if env_id == "ERA-partial":
         return {C.ValidityOracle, C.ValidMask, C.Costs}

@@ -1,4 +1,5 @@
-"""PASPO allocation environments: each behaviour checked against an independent reference
+"""PASPO allocation environments (the project's -v0 variants and the scaling ids; the paper's ids
+are tested in test_paspo_orig_envs.py): each behaviour checked against an independent reference
 (numpy re-computations, scipy's HiGHS LPs, hand arithmetic, the HMM's own statistics)."""
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from envs_jax.paspo_compute import ComputeState
 from envs_jax.paspo_portfolio import hmm_step, load_hmm, portfolio_step
 from envs_jax.paspo_synth import SynthState, make_synth, random_polytope
 
-ENV_IDS = ["PASPO-synth-7", "PASPO-synth-100", "PASPO-compute-9", "PASPO-portfolio-13", "PASPO-capacity-7"]
+ENV_IDS = ["PASPO-synth-7-v0", "PASPO-synth-100", "PASPO-compute-9-v0", "PASPO-portfolio-13-v0", "PASPO-capacity-7"]
 EPISODE_LENGTH = {
-    "PASPO-synth-7": 2,
+    "PASPO-synth-7-v0": 2,
     "PASPO-synth-100": 2,
-    "PASPO-compute-9": 100,
-    "PASPO-portfolio-13": 12,
+    "PASPO-compute-9-v0": 100,
+    "PASPO-portfolio-13-v0": 12,
     "PASPO-capacity-7": 20,
 }
-OBS_DIM = {"PASPO-synth-7": 3, "PASPO-synth-100": 3, "PASPO-compute-9": 21, "PASPO-portfolio-13": 26, "PASPO-capacity-7": 16}
+OBS_DIM = {"PASPO-synth-7-v0": 3, "PASPO-synth-100": 3, "PASPO-compute-9-v0": 21, "PASPO-portfolio-13-v0": 26, "PASPO-capacity-7": 16}
 NUM_ENVS = 256
 
 
@@ -174,7 +175,7 @@ def numpy_mlp(x, p):
     return (h @ W3 + b3)[..., 0]
 
 
-@pytest.mark.parametrize("eid", ["PASPO-synth-7", "PASPO-synth-100"])
+@pytest.mark.parametrize("eid", ["PASPO-synth-7-v0", "PASPO-synth-100"])
 def test_synth_reward_is_30_times_the_numpy_mlp(envs, rollouts, eid):
     env, params = envs[eid]
     n = env.num_entities
@@ -231,7 +232,7 @@ def test_info_violation_and_is_valid_equal_numpy(envs, rollouts, eid):
     assert np.all(np.asarray(ro["info"]["simplex_error"]) < 1e-5)
 
 
-@pytest.mark.parametrize("name, eid", [("synth7", "PASPO-synth-7"), ("compute9", "PASPO-compute-9"), ("portfolio13", "PASPO-portfolio-13")])
+@pytest.mark.parametrize("name, eid", [("synth7", "PASPO-synth-7-v0"), ("compute9", "PASPO-compute-9-v0"), ("portfolio13", "PASPO-portfolio-13-v0")])
 def test_is_valid_on_vertices_interior_and_outside_points(envs, name, eid):
     env, params = envs[eid]
     _, state = env.reset(jax.random.PRNGKey(0), params)
@@ -289,7 +290,7 @@ def test_infeasible_actions_are_executed_and_only_measured():
 
 # --------------------------------------------------------------------------- compute env
 def test_compute_deadline_reward_and_queues_on_hand_made_cases(envs):
-    env, params = envs["PASPO-compute-9"]
+    env, params = envs["PASPO-compute-9-v0"]
     f = np.asarray(params.freq, np.float64)
     B, C = 587_168.0, 1_690_694.0  # user 0 of the reference data
     assert np.isclose(float(params.bits_low[0]), B) and np.isclose(float(params.cycles_low[0]), C)
@@ -338,7 +339,7 @@ def test_compute_deadline_reward_and_queues_on_hand_made_cases(envs):
 
 
 def test_compute_arrivals_are_poisson_with_the_reference_rate(rollouts):
-    ro = rollouts("PASPO-compute-9")
+    ro = rollouts("PASPO-compute-9-v0")
     dt = np.asarray(ro["info"]["inter_arrival"], np.float64).reshape(-1)
     rate = 9 * 10 / 0.01  # 9 users x 10 tasks per 0.01 s
     # Exponential(rate): mean 1/rate, coefficient of variation 1, P(dt > 1/rate) = e^-1.
@@ -356,7 +357,7 @@ def test_compute_arrivals_are_poisson_with_the_reference_rate(rollouts):
 
 # --------------------------------------------------------------------------- portfolio env
 def test_portfolio_return_and_fee_arithmetic_by_hand(envs):
-    env, params = envs["PASPO-portfolio-13"]
+    env, params = envs["PASPO-portfolio-13-v0"]
     assert params.fee_rate == 0.001
     r = np.linspace(-0.06, 0.05, 12).astype(np.float32)
     # Month 1 from all cash: buy 30% of stock 1 (MSFT) and 20% of stock 5 (NVDA).
@@ -381,8 +382,8 @@ def test_portfolio_return_and_fee_arithmetic_by_hand(envs):
 
 
 def test_portfolio_env_step_pays_the_sampled_returns(envs, rollouts):
-    env, params = envs["PASPO-portfolio-13"]
-    ro = rollouts("PASPO-portfolio-13")
+    env, params = envs["PASPO-portfolio-13-v0"]
+    ro = rollouts("PASPO-portfolio-13-v0")
     z0 = np.asarray(ro["state"].z[0])
     assert np.all(z0 == 1)  # startprob is (~0, 1)
     np.testing.assert_array_equal(np.asarray(ro["state"].w[0]), np.broadcast_to(np.eye(13)[0], (NUM_ENVS, 13)))
@@ -401,7 +402,7 @@ def test_portfolio_env_step_pays_the_sampled_returns(envs, rollouts):
 
 
 def test_hmm_samples_match_its_parameters(envs):
-    _, params = envs["PASPO-portfolio-13"]
+    _, params = envs["PASPO-portfolio-13-v0"]
     hmm = load_hmm()
     chains, steps, burn = 512, 220, 20
 
@@ -539,4 +540,4 @@ def test_bad_construction_arguments_raise_one_clear_error():
     with pytest.raises(ValueError, match="state_input"):
         make_synth(7, state_input="binary")
     with pytest.raises(ValueError, match="fee_rate"):
-        envs_jax.make("PASPO-portfolio-13", fee_rate=-0.1)
+        envs_jax.make("PASPO-portfolio-13-v0", fee_rate=-0.1)

@@ -1,4 +1,4 @@
-"""PASPO on the PPO engine: configs and ``build`` for train.py, a short run on PASPO-synth-7
+"""PASPO on the PPO engine: configs and ``build`` for train.py, a short run on PASPO-synth-7-v0
 that improves the return with zero violations (a longer one is slow-marked), baselines end
 to end (slow)."""
 
@@ -54,7 +54,7 @@ def test_short_paspo_run_on_synth7_improves_return_without_violations():
     env a uniform policy scores about -6.17 per episode and the best allocation per state
     (max over 10^5 uniform points and the vertices) about -5.43; the mean return of the last
     8 updates must beat the first 8 by 0.25 (a third of that range); no action violates."""
-    m = _train("PASPO-synth-7", steps=40_960, debias_samples=5000)
+    m = _train("PASPO-synth-7-v0", steps=40_960, debias_samples=5000)
     assert m["return"][-8:].mean() > m["return"][:8].mean() + 0.25, m["return"]
     assert m["violation_rate"].max() == 0.0
     assert m["nonfinite"].sum() == 0
@@ -64,7 +64,7 @@ def test_short_paspo_run_on_synth7_improves_return_without_violations():
 def test_paspo_on_synth7_full_budget():
     """The paper's budget (150k steps, one seed): the last 10 updates close more than half of
     the gap between the uniform policy (-6.17) and the best allocations (-5.43); no violations."""
-    m = _train("PASPO-synth-7", steps=150_000)
+    m = _train("PASPO-synth-7-v0", steps=150_000)
     assert m["return"][-10:].mean() > -5.80, m["return"]
     assert m["violation_rate"].max() == 0.0
 
@@ -74,7 +74,7 @@ def test_paspo_on_synth7_full_budget():
 def test_baselines_train_end_to_end(method):
     """Each baseline runs on synth-7 for 30k steps: finite losses; the projection never
     violates, the unconstrained Dirichlet does."""
-    m = _train("PASPO-synth-7", method=method, steps=30_720)
+    m = _train("PASPO-synth-7-v0", method=method, steps=30_720)
     assert m["nonfinite"].sum() == 0
     if method == "projection":
         assert m["violation_rate"].max() == 0.0
