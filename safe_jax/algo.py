@@ -93,7 +93,9 @@ PRESETS = {"paper": paper}
 def presets(name: str, env_id: str, overrides: dict) -> dict:
     """``train.py``'s preset hook: ``name`` "default" (the classes' defaults) or "paper"
     (:func:`paper` for the method in ``overrides["safe"]``; per-row costs only on the PASPO-*
-    allocation envs), with ``overrides`` (per config name, field -> value) applied on top."""
+    allocation envs, and the observation filter ``normalize_obs`` on those but synth, as
+    ``paspo_jax``'s paper preset), with ``overrides`` (per config name, field -> value) applied
+    on top."""
     if name not in ("default", "paper"):
         raise ValueError(f"unknown safe preset {name!r}; choose 'default' or 'paper'")
     safe_over, ppo_over = dict(overrides.get("safe", {})), dict(overrides.get("ppo", {}))
@@ -102,6 +104,8 @@ def presets(name: str, env_id: str, overrides: dict) -> dict:
         base = paper(method)
         if not env_id.startswith("PASPO-"):  # no constraint rows: the env's own cost
             base["safe"] = base["safe"].replace(cost_rows="sum")
+        elif "synth" not in env_id:  # RLlib's MeanStdFilter, as the original ran every method
+            base["ppo"] = base["ppo"].replace(normalize_obs=True)  # (compute, portfolio: raw obs ~1e6)
         return {"ppo": base["ppo"].replace(**ppo_over), "safe": base["safe"].replace(**safe_over)}
     return {"ppo": SafePPOConfig(**ppo_over), "safe": SafeConfig(method=method, **safe_over)}
 
