@@ -11,7 +11,8 @@ hidden[0]), "bias": (hidden[0],)}, ..., f"Dense_{len(hidden)}": ...}}``; biases 
   ``sqrt(2)``, the output kernel with gain ``out_scale`` (``ppo_jax.linalg.orthogonal``:
   flax's distribution without LAPACK);
 - ``"torch"`` (PyTorch ``nn.Linear``'s default, as PASPO's original code): kernels
-  ``U(+-1/sqrt(fan_in))``, the output kernel times ``out_scale``.
+  ``U(+-1/sqrt(fan_in))``, the output kernel times ``out_scale``. Biases start at zero in
+  both schemes (PyTorch draws them ``U(+-1/sqrt(fan_in))`` too: a known deviation).
 
 Example::
 
