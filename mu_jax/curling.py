@@ -143,10 +143,10 @@ def gaussian_kernel(scales: jax.Array, discrete_dims: tuple[int, ...] = ()):
     """``K(a, b) = exp(-1/2 sum_j ((a_j - b_j) / scale_j)^2)`` over continuous dims, times
     ``1[a_j and b_j on the same side of 0.5]`` for each of ``discrete_dims``."""
     scales = jnp.asarray(scales, jnp.float32)
-    cont = jnp.asarray([j for j in range(scales.shape[0]) if j not in discrete_dims], jnp.int32)
+    cont = [j for j in range(scales.shape[0]) if j not in discrete_dims]
 
     def kernel(A, B):
-        diff = (A[:, None, cont] - B[None, :, cont]) / scales[cont]
+        diff = (A[:, None, cont] - B[None, :, cont]) / scales[jnp.asarray(cont)]
         k = jnp.exp(-0.5 * jnp.sum(diff**2, -1))
         for j in discrete_dims:
             k = k * ((A[:, None, j] >= 0.5) == (B[None, :, j] >= 0.5))
@@ -155,22 +155,22 @@ def gaussian_kernel(scales: jax.Array, discrete_dims: tuple[int, ...] = ()):
     return kernel
 
 
-def ellipse_proposals(scales: jax.Array, tau: float, low: float = 0.0, high: float = 1.0):
+def ellipse_proposals(scales: jax.Array, tau: float, fixed_dims: tuple[int, ...] = (), low: float = 0.0, high: float = 1.0):
     """Uniform points in ``{b : K(centre, b) > tau}`` of ``gaussian_kernel(scales)`` (the
-    ellipse of Mahalanobis radius ``sqrt(2 ln(1 / tau))``; zero-scale dims stay at the
-    centre), clipped to ``[low, high]``."""
+    ellipse of Mahalanobis radius ``sqrt(2 ln(1 / tau))``); ``fixed_dims`` (discrete) stay at
+    the centre. Clipped to ``[low, high]``."""
     if not 0.0 < tau < 1.0:
         raise ValueError(f"widening threshold tau must lie in (0, 1), got {tau}")
-    scales = jnp.asarray(scales, jnp.float32)
     radius = math.sqrt(2.0 * math.log(1.0 / tau))
-    d_free = int((scales > 0).sum())
 
     def propose(key, centre, n):
+        d = centre.shape[-1]
+        free = jnp.asarray([j not in fixed_dims for j in range(d)], jnp.float32)
         k1, k2 = jax.random.split(key)
-        direction = jax.random.normal(k1, (n, scales.shape[0])) * (scales > 0)
+        direction = jax.random.normal(k1, (n, d)) * free
         direction = direction / jnp.maximum(jnp.linalg.norm(direction, axis=-1, keepdims=True), 1e-12)
-        rad = radius * jax.random.uniform(k2, (n, 1)) ** (1.0 / max(d_free, 1))
-        return jnp.clip(centre[None, :] + rad * direction * scales, low, high)
+        rad = radius * jax.random.uniform(k2, (n, 1)) ** (1.0 / max(d - len(fixed_dims), 1))
+        return jnp.clip(centre[None, :] + rad * direction * jnp.asarray(scales, jnp.float32) * free, low, high)
 
     return propose
 
@@ -183,9 +183,9 @@ def curling_kernel_scales(params: C.CurlingParams) -> jax.Array:
 def curling_search(key, env, state, candidates, params, budget: int, valid=None, tau: float = 0.5, **kw) -> KRUCTResult:
     """KR-UCT on one curling state: kernel = the execution noise (``curling_kernel_scales``,
     turns never share), rewards = one noisy execution each."""
-    scales = curling_kernel_scales(params)
-    kernel = gaussian_kernel(jnp.where(scales > 0, scales, 1.0), discrete_dims=(2,))
-    propose = ellipse_proposals(scales, tau)
+    scales = curling_kernel_scales(params).at[2].set(1.0)  # dim 2 (turn) is discrete
+    kernel = gaussian_kernel(scales, discrete_dims=(2,))
+    propose = ellipse_proposals(scales, tau, fixed_dims=(2,))
     return kr_uct(key, lambda k, a: env.noisy_reward(k, state, a, params), candidates, budget, kernel, propose, valid, **kw)
 
 
