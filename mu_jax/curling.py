@@ -61,8 +61,9 @@ class KRUCTResult(NamedTuple):
 
 
 def pool_size(m: int, budget: int, widen_k: float = 1.0, widen_alpha: float = 0.5) -> int:
-    """Rows KR-UCT needs: the candidates plus every action widening can add."""
-    return max(m, min(m + budget, math.ceil(widen_k * budget**widen_alpha)))
+    """Rows KR-UCT needs: the ``m`` candidates (some may be masked) plus every action
+    widening can add (at most ``k budget^alpha`` actions are ever in use)."""
+    return m + min(budget, math.ceil(widen_k * budget**widen_alpha))
 
 
 def kr_uct(

@@ -85,3 +85,33 @@ def test_bad_arguments_raise_clear_errors():
         _search(jax.random.key(0), 8, recommend="best")
     with pytest.raises(ValueError, match="tau"):
         K.ellipse_proposals(jnp.ones(1), 1.5)
+
+
+def test_generator_head_log_prob_is_gaussian_plus_bernoulli():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    dist = {"mean": jnp.asarray(rng.uniform(size=(3, 2))), "log_std": jnp.asarray(rng.normal(-2, 0.3, (3, 2))),
+            "turn_logit": jnp.asarray(rng.normal(size=3))}
+    a = jnp.asarray(np.c_[rng.uniform(size=(3, 2)), [0.25, 0.75, 0.75]])
+    got = np.asarray(K.head_log_prob(dist, a))
+    p_ccw = 1 / (1 + np.exp(-np.asarray(dist["turn_logit"])))
+    ref = norm.logpdf(np.asarray(a[:, :2]), np.asarray(dist["mean"]), np.exp(np.asarray(dist["log_std"]))).sum(1)
+    ref += np.log(np.where(np.asarray(a[:, 2]) >= 0.5, p_ccw, 1 - p_ccw))
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_handcoded_takeout_removes_the_shot_stone_and_the_draw_finds_the_button():
+    """One opponent stone on the button: the hand-coded takeout (noise free) removes it and
+    stays (+1); the draw to the button stops against it without scoring (it is frozen short)."""
+    from envs_jax import curling as C
+
+    env, params = C.make_curling()
+    pos = jnp.zeros((C.N_STONES, 2)).at[8].set(jnp.asarray([0.0, C.TEE_Y]))
+    st = C.CurlingState(pos=pos, active=jnp.zeros(C.N_STONES, bool).at[8].set(True))
+    acts, valid = K.handcoded_candidates(st, params)
+    assert np.asarray(valid).sum() == 4  # per turn: draw to the button, takeout of slot 8
+    q = jax.jit(jax.vmap(lambda a: env.expected_reward(st, a, params)))(acts)
+    q = np.asarray(q).reshape(2, 16)
+    assert (q[:, 8] == 1).all()  # takeouts score one with hit-and-stay
