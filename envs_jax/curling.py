@@ -20,7 +20,10 @@ theta_max`` release angle (rad, positive toward ``+x``), turn ``s = +1`` (counte
 curls toward ``-x``) if ``a_2 >= 0.5`` else ``s = -1`` (clockwise, curls toward ``+x``).
 Execution noise (on velocity and angle, never on the turn): ``v + sigma_v eps_v``,
 ``theta + sigma_theta eps_theta`` with ``eps`` standard normal (``noise_df = 0``) or Student-t
-with ``noise_df`` degrees of freedom (Ahmad et al. 2016 use a heavy-tailed Student-t).
+with ``noise_df`` degrees of freedom (Ahmad et al. 2016 use a heavy-tailed Student-t fitted to
+Olympic players; the papers' noise parameters are not published in what we could read, so
+``sigma_v`` = 0.015 m/s (about 0.45 m of length on a draw) and ``sigma_theta`` = 0.004 rad
+(about 0.15 m of line at the house) are ours).
 
 Stone motion (our closed-form model; the papers' simulator is Chipmunk 2-D with a curl model
 after Denny 2002 / Jensen and Shegelski 2004, whose constants are not published). Friction
@@ -63,8 +66,8 @@ Scoring (standard rules): a stone counts if any part of it is in the house
 one point per counting stone nearer than the other team's nearest counting stone. The
 reward is that score, positive when the thrower scores.
 
-Test positions (our choice: the papers used positions recorded at the 2010 Olympics, not
-published): the thrower has ``U{0..max_own}`` stones and the opponent ``U{1..max_opp}``, each
+Test positions (our choice: Ahmad et al. 2016 used 397 tuning and 515 test hammer-shot
+positions recorded at the 2010 Olympics, not published): the thrower has ``U{0..max_own}`` stones and the opponent ``U{1..max_opp}``, each
 placed in the house (probability ``p_house``, uniform on the disc of radius 1.829 m around
 the button) or as a guard (uniform on ``|x| <= 1.2``, ``32.004 + R <= y <= 36.576 - R``, the
 free-guard zone), without overlap (first of ``placement_tries`` draws that overlaps no

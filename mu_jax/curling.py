@@ -12,8 +12,7 @@ density of the execution noise, unnormalised, zero across turns)::
     widen      while |A| < k t^alpha: add argmin_{b : K(a_sel, b) > tau} W(b)
 
 (every candidate is executed once first). The argmin is taken over ``n_proposals`` uniform
-draws in the ellipse ``{b : K(a_sel, b) > tau}`` (ours: Yee et al. leave how to search it
-open). Recommendation after the budget: the most executed action (``"visits"``, ties by
+draws in the ellipse ``{b : K(a_sel, b) > tau}`` (our way of taking it). Recommendation after the budget: the most executed action (``"visits"``, ties by
 ``E[v|a]``), the largest ``W`` (``"kernel_visits"``), or the largest lower bound
 ``E[v|a] - C sqrt(log(sum W) / W(a))`` (``"lcb"``).
 
