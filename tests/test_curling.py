@@ -220,6 +220,7 @@ def test_draw_and_hit_inverses():
             np.testing.assert_allclose(float(jnp.linalg.norm(vel)), 1.5, atol=1e-3)
 
 
+@pytest.mark.slow  # compiling the Student-t sampler costs ~5 s
 def test_execution_noise_spreads_by_sigma_and_student_t_has_heavier_tails():
     keys = jax.random.split(jax.random.key(5), 2000)
     noise = jax.jit(jax.vmap(C.execution_noise, in_axes=(0, None)))
