@@ -56,6 +56,8 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     # MU domains (Ahmad, Lelis, Bowling 2020).
     "MU-location": ("envs_jax.mu_domains:make_location", {}),
     "MU-peaks2d": ("envs_jax.mu_domains:make_peaks2d", {}),
+    # Curling hammer shot (Yee, Lisy, Bowling 2016; the MU paper's curling domain).
+    "MU-curling": ("envs_jax.curling:make_curling", {}),
 }
 
 

@@ -61,6 +61,8 @@ def claims(env_id: str) -> set:
     if env_id.startswith("DRA-"):
         dra = {C.Tabular, C.TabularLayout, C.TrialSchedule, C.FixedHorizon}
         return dra | {C.KnownMemories} if env_id == "DRA-huys" else dra
+    if env_id == "MU-curling":  # the hammer shot: one continuous throw (v, angle, turn)
+        return {C.CandidateDomain}
     if env_id.startswith("MU-"):
         return {C.CandidateDomain}
     if env_id in ("Probe-cost", "Safe-bandit", "Safe-bandit-box"):
