@@ -48,6 +48,8 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     # MU domains (Ahmad, Lelis, Bowling 2020).
     "MU-location": ("envs_jax.mu_domains:make_location", {}),
     "MU-peaks2d": ("envs_jax.mu_domains:make_peaks2d", {}),
+    # Toy-Partial (IAR App. C: Singh, Jaakkola, Jordan 1994, Sec. 3.1, 2-d actions).
+    "Toy-Partial": ("envs_jax.toy_partial:make_toy_partial", {}),
 }
 
 
