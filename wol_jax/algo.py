@@ -1,17 +1,19 @@
 """``--algo wol-ddpg``: the Wolpertinger architecture trained with DDPG (Dulac-Arnold et al.
 2015), the IAR paper's baseline without validity handling (metric ``valid_action_ratio``).
 
-Presets: "paper" is the IAR original's settings (``Config``'s own defaults: 1 env, one
-gradient step per env step after each 100-step rollout, buffer 1e6, batch 100, Adam 1e-3,
-tau 0.005, noise 0.2, k = 10% of the joint actions, MLPs (400, 300), 7e5 steps) with the
-paper's critic target (``target_action="wolpertinger"``; the original's SB3 DDPG used the
-target actor's proto-action: ``--target-action proto``). "default" is a CPU budget:
-1e5 steps, 8 envs, one gradient step per 8 env steps, buffer 1e5, MLPs (256, 256).
+Presets: "paper" reproduces the IAR original's Wol-DDPG runs: ``Config``'s defaults (1 env,
+one gradient step per env step after each 100-step rollout, buffer 1e6, batch 100, Adam
+1e-3, tau 0.005, noise 0.2, k = 10% of the joint actions, MLPs (400, 300), 7e5 steps) with
+the original's critic target, the target actor's proto-action (``target_action="proto"``,
+SB3's DDPG). Dulac-Arnold et al.'s Algorithm 1 refines the target action with the k-NN and
+the target critic (``target_action="wolpertinger"``, ``Config``'s default and the "default"
+preset's). "default" is a CPU budget: 1e5 steps, 8 envs x 1 step per update, one gradient
+step per update, buffer 1e5, MLPs (256, 256).
 """
 
 from __future__ import annotations
 
-from ppo_jax.registry import Algorithm, class_defaults, register, replace_configs, trainer_build
+from ppo_jax.registry import Algorithm, register, replace_configs, trainer_build
 from wol_jax.trainer import Config, make_trainer
 
 DEFAULT = dict(total_steps=100_000, num_envs=8, rollout_steps=1, gradient_steps=1, buffer_size=100_000,
@@ -27,6 +29,6 @@ ALGORITHM = register(Algorithm(
     build=build,
     presets={
         "default": lambda env_id, overrides: replace_configs({"wol": Config(**DEFAULT)}, overrides),
-        "paper": class_defaults({"wol": Config}),
+        "paper": lambda env_id, overrides: replace_configs({"wol": Config(target_action="proto")}, overrides),
     },
 ))

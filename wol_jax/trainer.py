@@ -63,8 +63,13 @@ from wol_jax import knn as knn_lib
 
 @dataclass(frozen=True)
 class Config:
-    """Defaults: the IAR original's Wol-DDPG (``utils/util.py`` rl_kwargs for ``Wolp`` and
-    ``Wol_DDPG``'s / SB3 DDPG's defaults); its ERA budget 7e5 steps."""
+    """Defaults: the IAR original's Wol-DDPG settings (``utils/util.py`` rl_kwargs for ``Wolp``,
+    ``Wol_DDPG``'s and SB3 DDPG's defaults; the ERA budget 7e5 steps), except the critic
+    target, which follows Dulac-Arnold et al.'s Algorithm 1 (``target_action``; the original's
+    is ``"proto"``, the ``paper`` preset of ``--algo wol-ddpg``). Other differences from the
+    original: exact k-NN (it used FLANN's approximate kd-tree), flax biases start at 0 (torch:
+    uniform), an MLP on the flat observation for every env (its ERA encoder for Wol-DDPG is
+    not published)."""
 
     total_steps: int = 700_000  # environment steps (all envs); orig ERA 7e5
     num_envs: int = 1  # envs stepped in parallel (orig: 1, SB3's episodic train_freq needs one)
@@ -79,7 +84,7 @@ class Config:
     noise_std: float = 0.2  # Gaussian exploration noise on the proto-action, embedding units (orig 0.2)
     k_ratio: float = 0.1  # k = max(1, int(N * k_ratio)) nearest actions (orig 0.1)
     hidden: tuple[int, ...] = (400, 300)  # actor and critic MLP widths, ReLU (SB3 DDPG's default)
-    target_action: str = "wolpertinger"  # critic target's next action: "wolpertinger" (paper) | "proto" (orig SB3)
+    target_action: str = "wolpertinger"  # critic target's next action: "wolpertinger" (Dulac-Arnold Alg. 1) | "proto" (IAR orig, SB3 DDPG)
 
     def __post_init__(self):
         check_config(
