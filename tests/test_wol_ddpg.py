@@ -121,3 +121,12 @@ def test_bad_config_raises_one_clear_error():
         Config(k_ratio=1.5)
     with pytest.raises(ValueError, match="gradient_steps"):
         Config(gradient_steps=-2)
+
+
+def test_registered_with_presets():
+    from ppo_jax import registry
+
+    algo = registry.get("wol-ddpg")
+    paper = algo.make_configs("paper", "ERA-v3")["wol"]
+    assert paper.target_action == "proto" and paper.hidden == (400, 300) and paper.total_steps == 700_000
+    assert algo.make_configs("default", "ERA-v3", {"wol": {"k_ratio": 0.2}})["wol"].k_ratio == 0.2
