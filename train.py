@@ -32,7 +32,7 @@ DEFAULT_ALGO = "paspo"
 class RunOptions:
     """What to run and where (the options every algorithm shares)."""
 
-    algo: str = DEFAULT_ALGO  # algorithm (ppo_jax.registry): paspo, ppo, iar, safe, dra, mu
+    algo: str = DEFAULT_ALGO  # algorithm (ppo_jax.registry): paspo, ppo, iar, safe, dra, mu, wol-ddpg
     env: str | None = None  # environment id (envs_jax.make; gymnax ids pass through); default: the algorithm's
     preset: str = "default"  # settings preset: default (finishes in minutes) or paper (the paper's settings and budget)
     seed: int = 0  # base seed

@@ -58,6 +58,8 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "MU-peaks2d": ("envs_jax.mu_domains:make_peaks2d", {}),
     # Curling hammer shot (Yee, Lisy, Bowling 2016; the MU paper's curling domain).
     "MU-curling": ("envs_jax.curling:make_curling", {}),
+    # Toy-Partial (IAR App. C: Singh, Jaakkola, Jordan 1994, Sec. 3.1, 2-d actions).
+    "Toy-Partial": ("envs_jax.toy_partial:make_toy_partial", {}),
 }
 
 

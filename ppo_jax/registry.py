@@ -37,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "safe": "safe_jax.algo",
     "dra": "dra_jax.algo",
     "mu": "mu_jax.algo",
+    "wol-ddpg": "wol_jax.algo",
 }
 _REGISTRY: dict[str, "Algorithm"] = {}
 
