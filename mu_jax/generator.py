@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import distrax
 import flax.linen as nn
@@ -28,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 HEAD_KINDS = ("categorical", "beta", "gaussian")
+NETWORKS = ("ours", "orig")
 Dist = dict[str, jax.Array]
 
 
@@ -37,11 +39,12 @@ class PatchConv(nn.Module):
     (compiles fast inside ``lax.scan``; see benchmarks/RESULTS_mu.md)."""
 
     features: int
+    kernel_init: Any = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         H, W, C = x.shape[-3:]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, C, self.features))
+        kernel = self.param("kernel", self.kernel_init, (3, 3, C, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)])
         patches = jnp.concatenate([xp[..., i : i + H, j : j + W, :] for i in range(3) for j in range(3)], -1)
@@ -115,6 +118,86 @@ class Generator(nn.Module):
         mean = jax.nn.softmax(logits, axis=-1) @ centres  # [..., n_heads, 2]
         return {"mean": mean, "log_std": self._log_std(mean.shape)}
 
+# --------------------------------------------------------------------------------------
+# The original code's networks (zfahmad/competition ``networks.py``), for the ``paper`` preset.
+# --------------------------------------------------------------------------------------
+
+_glorot = nn.initializers.glorot_uniform()  # Keras' default kernel initialiser (biases: zeros)
+
+
+def _per_head_glorot(key, shape, dtype=jnp.float32):
+    """Glorot-uniform of each ``[D, N]`` slice of a ``[F, D, N]`` kernel (one Keras Dense per facility)."""
+    init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=-2, out_axis=-1, batch_axis=(0,))
+    return init(key, shape, dtype)
+
+
+def joint_heads(feat: jax.Array, kernel: jax.Array, m: int, K: int) -> Dist:
+    """The original's output layer: per facility f, one bias-free Dense ``feat @ kernel[f]``
+    to ``m * K`` outputs and ONE softmax over all of them (candidates x cells jointly).
+
+    ``feat [..., D]``, ``kernel [F, D, m K]`` -> ``{"logits": [..., m, F, K]`` (the joint
+    log-probabilities ``log p_f(i, c)``), ``"log_mass": [..., m, F]`` (``log sum_c p_f(i, c)``)}.
+    Sampling candidate i from ``logits`` normalises per candidate (as tfp's Multinomial does
+    in the original); ``log_prob`` adds ``log_mass`` back, giving ``sum_f log p_f(i, a_f)``.
+    """
+    F = kernel.shape[0]
+    z = jnp.einsum("...d,fdn->...fn", feat, kernel)  # [..., F, m K]
+    logp = jax.nn.log_softmax(z, axis=-1).reshape(z.shape[:-1] + (m, K))  # [..., F, m, K]
+    logp = jnp.swapaxes(logp, -3, -2)  # [..., m, F, K]
+    return {"logits": logp, "log_mass": jax.nn.logsumexp(logp, axis=-1)}
+
+
+class OrigGenerator(nn.Module):
+    """The original's ``SimpleNetwork`` (MU, MAX and softmax generators): two 3x3 convolutions
+    (``channels`` filters, bias, NO activation: the logits are affine in the map), flatten,
+    and per facility a bias-free Dense to ``m * K`` with one softmax over candidates x cells
+    jointly (``joint_heads``). Keras initialisation (Glorot-uniform kernels, zero biases).
+    ``obs [..., H, W, C]`` -> ``{"logits": [..., m, F, K], "log_mass": [..., m, F]}``. The
+    original's L2 kernel regularisers are not applied: its training loops never add
+    ``model.losses`` to the loss."""
+
+    n_heads: int
+    action_shape: tuple[int, ...]
+    channels: int = 32
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> Dist:
+        F, K = self.action_shape
+        x = PatchConv(self.channels, _glorot)(obs)
+        x = PatchConv(self.channels, _glorot)(x)
+        x = x.reshape(x.shape[:-3] + (-1,))
+        kernel = self.param("heads", _per_head_glorot, (F, x.shape[-1], self.n_heads * K))
+        return joint_heads(x, kernel, self.n_heads, K)
+
+
+class OrigPolicyNetwork(nn.Module):
+    """The original's ``SimplePolicyNetwork`` (the plain-policy baseline): a 3x3 convolution
+    with ``2 * channels`` filters and ReLU, one residual block (1x1 conv to ``channels`` ->
+    batch norm -> 3x3 conv -> batch norm -> 1x1 conv to ``2 * channels`` -> batch norm, no
+    activations inside; ``relu(input + block)``), flatten, and per facility a bias-free Dense to
+    K cells with a softmax (one head, shared by the m i.i.d. candidates). Batch norm as Keras':
+    momentum 0.99, epsilon 1e-3, batch statistics when ``train`` (then ``batch_stats`` is
+    mutable), running averages otherwise. ``obs [..., H, W, C]`` -> ``{"logits": [..., 1, F, K]}``.
+    Original: ``channels`` = 32 (64 / 32 / 64 filters)."""
+
+    action_shape: tuple[int, ...]
+    channels: int = 32
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, train: bool = False) -> Dist:
+        F, K = self.action_shape
+        wide, narrow = 2 * self.channels, self.channels
+        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)
+        x = nn.relu(PatchConv(wide, _glorot)(obs))
+        y = bn()(nn.Dense(narrow, kernel_init=_glorot)(x))  # 1x1 convolution
+        y = bn()(PatchConv(narrow, _glorot)(y))
+        y = bn()(nn.Dense(wide, kernel_init=_glorot)(y))
+        x = nn.relu(x + y)
+        x = x.reshape(x.shape[:-3] + (-1,))
+        kernel = self.param("heads", _per_head_glorot, (F, x.shape[-1], K))
+        logits = jnp.einsum("...d,fdk->...fk", x, kernel)
+        return {"logits": jax.nn.log_softmax(logits, -1)[..., None, :, :]}
+
 
 def expand_heads(dist: Dist, m: int) -> Dist:
     """Broadcast one head to ``m`` i.i.d. candidates (plain policy); ``m`` heads pass through."""
@@ -148,10 +231,16 @@ def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
 
 def log_prob(kind: str, dist: Dist, a: jax.Array) -> jax.Array:
     """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions); Beta
-    actions are clipped into ``[1e-6, 1 - 1e-6]`` first."""
+    actions are clipped into ``[1e-6, 1 - 1e-6]`` first. Heads of ``OrigGenerator`` carry
+    ``log_mass [m, F]`` (candidate i's share of facility f's joint softmax), which is added:
+    their log-probability is the original's ``sum_f log p_f(i, a_f)``, not normalised per
+    candidate."""
     if kind == "beta":
         a = jnp.clip(a, 1e-6, 1 - 1e-6)
-    return heads(kind, dist).log_prob(a)
+    lp = heads(kind, dist).log_prob(a)
+    if "log_mass" in dist:  # the original's joint softmax: log pi_i(a) = sum_f log p_f(i, a_f)
+        lp = lp + dist["log_mass"].sum(-1)
+    return lp
 
 
 def mode(kind: str, dist: Dist) -> jax.Array:
