@@ -49,6 +49,7 @@ class Config:
     estimator: str = "paper"  # "paper" | "orig" (orig code's MU/MAX/policy transforms of Q * log pi)
     network: str = "ours"  # "ours" (ReLU convs, per-candidate softmax) | "orig" (orig networks.py; see generator.py)
     softmax_tau: float = 0.01  # temperature of the orig code's softmax objective
+    head_grad_samples: int = 0  # network "orig": > 0 = sparse unbiased head backward with that many draws (0: exact)
     diversity_weight: float = 0.1  # lambda of the diversity-regularised objective
     baseline: bool = False  # leave-one-out batch baseline in score-function losses (not in the paper)
     eval_states: int = 256  # held-out states for finalize's figures
@@ -145,6 +146,8 @@ class MUTrainer:
     def loss(self, params, key: jax.Array, states):
         """``(loss, metrics)``; with batch norm ``metrics["batch_stats"]`` holds the new statistics."""
         cfg = self.config
+        if cfg.head_grad_samples > 0:
+            return self._loss_sparse_heads(params, key, states)
         dist, new_stats = self.heads(params, states, train=True)
         B = next(iter(dist.values())).shape[0]
         keys = jax.random.split(key, B)
@@ -159,6 +162,27 @@ class MUTrainer:
             a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(keys, dist)
             q = self.q_values(states, a)
             loss = obj.pathwise_loss(cfg.objective, q, div, cfg.diversity_weight)
+        return loss, self._metrics(q, div, new_stats)
+
+    def _loss_sparse_heads(self, params, key: jax.Array, states):
+        """``loss`` for ``network="orig"`` with ``head_grad_samples`` = S > 0: the same value; the
+        head's backward pass is ``gen.sampled_joint_log_prob``'s (unbiased, sparse)."""
+        cfg = self.config
+        F, K = self.action_shape
+        k_sample, k_grad = jax.random.split(key)
+        feat = self.net.apply(params, self.observe(states), features_only=True)  # [B, D]
+        kernel = params["params"]["heads"]
+        dist = gen.joint_heads(jax.lax.stop_gradient(feat), jax.lax.stop_gradient(kernel), self.m, K)
+        B = feat.shape[0]
+        a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(jax.random.split(k_sample, B), dist)  # [B, m, F]
+        table = jnp.swapaxes(dist["logits"], 1, 2).reshape(B, F, self.m * K)  # log p_f(i, c), [B, F, m K]
+        idx = jnp.arange(self.m)[None, :, None] * K + a  # [B, m, F]
+        logp = gen.sampled_joint_log_prob(feat, kernel, (table, idx), k_grad, cfg.head_grad_samples)
+        q = self.q_values(states, a)
+        loss = obj.score_loss(cfg.objective, q, logp, None, 0.0, cfg.estimator, cfg.baseline, cfg.softmax_tau)
+        return loss, self._metrics(q, jax.vmap(lambda d: gen.diversity(self.head, d))(dist), None)
+
+    def _metrics(self, q, div, new_stats):
         q = jax.lax.stop_gradient(q)
         metrics = {
             "return": q.max(-1).mean(),
@@ -168,7 +192,7 @@ class MUTrainer:
         }
         if new_stats is not None:
             metrics["batch_stats"] = new_stats
-        return loss, metrics
+        return metrics
 
     # --- the Trainer contract -------------------------------------------------------
     def init(self, key: jax.Array) -> TrainState:
@@ -299,6 +323,10 @@ def _validate(config: Config) -> None:
         positive_ints=("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"),
         positive=("lr", "softmax_tau"),
     )
+    if config.head_grad_samples < 0:
+        raise ValueError(f"Config.head_grad_samples must be >= 0, got {config.head_grad_samples}")
+    if config.head_grad_samples > 0 and (config.network != "orig" or config.objective not in ("mu", "max", "softmax")):
+        raise ValueError("Config.head_grad_samples > 0 needs network='orig' and objective mu, max or softmax")
     if config.objective == "softmax" and config.gradient == "pathwise":
         raise ValueError("Config.objective='softmax' (the original's) has score-function gradients only")
     if config.objective == "softmax" and config.baseline:
