@@ -9,6 +9,9 @@ Heads (``heads(kind, dist)``, a distrax distribution of batch shape [m]):
 * ``gaussian``: mean ``sigmoid(.)``, learned state-independent log std; envs clip.
 
 The plain-policy baseline has one head broadcast to m i.i.d. candidates (``expand_heads``).
+The original code's networks (``Config.network="orig"``): ``OrigGenerator`` (linear convs,
+one softmax per facility over candidates x cells, ``joint_heads``) and ``OrigPolicyNetwork``
+(batch-norm residual block, one head shared by the candidates).
 Every function acts on one state's head parameters (leading axis = heads); vmap over
 states. Differences from the original code: benchmarks/RESULTS_mu.md.
 
