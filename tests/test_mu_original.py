@@ -169,3 +169,11 @@ def test_sparse_head_backward_is_unbiased_and_exact_in_value():
         np.testing.assert_allclose(mean, exact, atol=0.05 * scale)
     single = jax.tree.leaves(jax.tree.map(lambda g: g[0], gs))[1]
     assert np.mean(np.asarray(single) == 0) > 0.3  # sparse: most kernel rows untouched
+
+
+def test_paper_preset_is_the_originals_budget_and_network():
+    from mu_jax.algo import ALGORITHM
+
+    cfg = ALGORITHM.presets["paper"]("MU-location", {})["mu"]
+    assert (cfg.network, cfg.lr, cfg.total_steps, cfg.channels, cfg.batch_size, cfg.num_candidates) == ("orig", 1e-5, 80_000, 32, 32, 8)
+    assert ALGORITHM.presets["paper"]("MU-peaks2d", {})["mu"].network == "ours"  # continuous domain: ours
