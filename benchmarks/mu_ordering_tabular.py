@@ -30,7 +30,7 @@ from mu_jax import objectives as obj
 
 def head_dist(theta, heads: str, m: int, K: int):
     if heads == "joint":  # theta [F, m K]
-        return gen.joint_heads(jnp.ones((1,)), theta[:, None, :], m, K)
+        return gen.joint_heads(jnp.ones((1,)), theta[:, :, None], m, K)
     return {"logits": theta}  # [m, F, K]
 
 

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     variants = {"ours": dict(), "orig": dict(network="orig"), "orig_s1": dict(network="orig", head_grad_samples=1),
                 "orig_s4": dict(network="orig", head_grad_samples=4)}
-    for name in args.variants.split(","):
+    for name in [v for v in args.variants.split(",") if v]:
         tr = make_trainer(Config(**variants[name]), "MU-location")
         s = tr.init(jax.random.PRNGKey(0))
         ca = jax.jit(tr.update).lower(s).compile().cost_analysis()

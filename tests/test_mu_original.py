@@ -119,25 +119,33 @@ def test_orig_policy_network_batch_norm_residual_block():
     np.testing.assert_allclose(upd["batch_stats"]["BatchNorm_0"]["var"], 0.99 + 0.01 * var0, rtol=1e-3)
 
 
-def test_trainer_original_options_run_and_update_batch_stats():
+def test_trainer_original_policy_updates_batch_stats():
     small = dict(num_candidates=3, batch_size=4, channels=2, eval_states=4, search_budget=6, total_steps=2)
     tr = make_trainer(Config(objective="policy", estimator="orig", network="orig", **small), "MU-location")
     s0 = tr.init(jax.random.PRNGKey(0))
-    s1, m = jax.jit(lambda s: tr.run(s, 2))(s0)
-    assert np.all(np.isfinite(np.asarray(m["loss"]))) and "batch_stats" not in m
+    s1, m = jax.jit(tr.update)(s0)
+    assert np.isfinite(float(m["loss"])) and "batch_stats" not in m
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), s0.params["batch_stats"], s1.params["batch_stats"])
     assert min(jax.tree.leaves(moved)) > 0
     assert jax.tree.structure(s1.opt_state) == jax.tree.structure(tr.optimizer.init({"params": s1.params["params"]}))
-    for kw in (dict(objective="softmax", network="orig"), dict(objective="max", estimator="orig", network="orig")):
-        tr = make_trainer(Config(**kw, **small), "MU-location")
-        _, m = jax.jit(lambda s: tr.run(s, 2))(tr.init(jax.random.PRNGKey(0)))
-        assert np.all(np.isfinite(np.asarray(m["loss"])))
     with pytest.raises(ValueError, match="network"):
         make_trainer(Config(network="nope"), "MU-location")
     with pytest.raises(ValueError, match="categorical"):
         make_trainer(Config(network="orig"), "MU-peaks2d")
     with pytest.raises(ValueError, match="softmax"):
         make_trainer(Config(objective="softmax", baseline=True), "MU-location")
+    with pytest.raises(ValueError, match="head_grad_samples"):
+        make_trainer(Config(head_grad_samples=1), "MU-location")
+
+
+@pytest.mark.slow
+def test_trainer_original_objectives_run():
+    small = dict(num_candidates=3, batch_size=4, channels=2, eval_states=4, search_budget=6, total_steps=2)
+    for kw in (dict(objective="softmax", network="orig"), dict(objective="max", estimator="orig", network="orig"),
+               dict(objective="mu", network="orig", head_grad_samples=2)):
+        tr = make_trainer(Config(**kw, **small), "MU-location")
+        _, m = jax.jit(lambda s: tr.run(s, 2))(tr.init(jax.random.PRNGKey(0)))
+        assert np.all(np.isfinite(np.asarray(m["loss"])))
 
 
 def test_sparse_head_backward_is_unbiased_and_exact_in_value():
