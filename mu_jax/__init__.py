@@ -1,7 +1,8 @@
 """Marginal utility for planning in large action spaces (Ahmad, Lelis, Bowling, NeurIPS 2020).
 
 * ``generator``: g_theta(s) -> m candidate actions, one policy head per candidate.
-* ``objectives``: u_MU (Theorem 1's sampled gradient), u_MAX, plain policy, diversity.
+* ``objectives``: u_MU (Theorem 1's sampled gradient), u_MAX, plain policy, diversity, and the
+  original code's variants (``estimator="orig"``, the ``softmax`` objective).
 * ``search``: UCB and KR-UCB over the candidates (jittable, vmappable over states).
 * ``trainer``: ``Config`` and ``make_trainer(config, env_id)`` for ``train.py --algo mu``.
 * ``plots``: the coverage (App. B) and action-ordering (App. C) figures.

@@ -9,6 +9,9 @@ Heads (``heads(kind, dist)``, a distrax distribution of batch shape [m]):
 * ``gaussian``: mean ``sigmoid(.)``, learned state-independent log std; envs clip.
 
 The plain-policy baseline has one head broadcast to m i.i.d. candidates (``expand_heads``).
+The original code's networks (``Config.network="orig"``): ``OrigGenerator`` (linear convs,
+one softmax per facility over candidates x cells, ``joint_heads``) and ``OrigPolicyNetwork``
+(batch-norm residual block, one head shared by the candidates).
 Every function acts on one state's head parameters (leading axis = heads); vmap over
 states. Differences from the original code: benchmarks/RESULTS_mu.md.
 
@@ -20,14 +23,18 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import distrax
+import numpy as np
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 HEAD_KINDS = ("categorical", "beta", "gaussian")
+NETWORKS = ("ours", "orig")
 Dist = dict[str, jax.Array]
 
 
@@ -37,11 +44,12 @@ class PatchConv(nn.Module):
     (compiles fast inside ``lax.scan``; see benchmarks/RESULTS_mu.md)."""
 
     features: int
+    kernel_init: Any = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         H, W, C = x.shape[-3:]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, C, self.features))
+        kernel = self.param("kernel", self.kernel_init, (3, 3, C, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         xp = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)])
         patches = jnp.concatenate([xp[..., i : i + H, j : j + W, :] for i in range(3) for j in range(3)], -1)
@@ -115,6 +123,137 @@ class Generator(nn.Module):
         mean = jax.nn.softmax(logits, axis=-1) @ centres  # [..., n_heads, 2]
         return {"mean": mean, "log_std": self._log_std(mean.shape)}
 
+# --------------------------------------------------------------------------------------
+# The original code's networks (zfahmad/competition ``networks.py``), for the ``paper`` preset.
+# --------------------------------------------------------------------------------------
+
+_glorot = nn.initializers.glorot_uniform()  # Keras' default kernel initialiser (biases: zeros)
+
+
+def _per_head_glorot(key, shape, dtype=jnp.float32):
+    """Glorot-uniform of each facility's ``[N, D]`` slice of a ``[F, N, D]`` kernel (one Keras
+    Dense per facility; stored output-major so that a row is one output's weights)."""
+    init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=-1, out_axis=-2, batch_axis=(0,))
+    return init(key, shape, dtype)
+
+
+def joint_heads(feat: jax.Array, kernel: jax.Array, m: int, K: int) -> Dist:
+    """The original's output layer: per facility f, one bias-free Dense ``kernel[f] @ feat``
+    to ``m * K`` outputs and ONE softmax over all of them (candidates x cells jointly).
+
+    ``feat [..., D]``, ``kernel [F, m K, D]`` -> ``{"logits": [..., m, F, K]`` (the joint
+    log-probabilities ``log p_f(i, c)``), ``"log_mass": [..., m, F]`` (``log sum_c p_f(i, c)``)}.
+    Sampling candidate i from ``logits`` normalises per candidate (as tfp's Multinomial does
+    in the original); ``log_prob`` adds ``log_mass`` back, giving ``sum_f log p_f(i, a_f)``.
+    """
+    z = jnp.einsum("...d,fnd->...fn", feat, kernel)  # [..., F, m K]
+    logp = jax.nn.log_softmax(z, axis=-1).reshape(z.shape[:-1] + (m, K))  # [..., F, m, K]
+    logp = jnp.swapaxes(logp, -3, -2)  # [..., m, F, K]
+    return {"logits": logp, "log_mass": jax.nn.logsumexp(logp, axis=-1)}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def sampled_joint_log_prob(feat, kernel, table, key, n_samples: int):
+    """``log pi_i(a_i) = sum_f table[b, f, a_{b,i,f}]`` with a sparse, unbiased backward pass.
+
+    ``feat [B, D]``, ``kernel [F, N, D]`` (``joint_heads``' layer), ``table``: a pair
+    ``(logp [B, F, N], idx [B, m, F])`` of the joint log-probabilities ``log_softmax(kernel[f]
+    @ feat_b)`` (computed by the caller, held fixed) and the sampled flat indices ``i K + a``;
+    returns ``[B, m]``. The exact cotangent of the logits ``z_{b,f}`` is ``sum_i c_{b,i}
+    (e_{idx_{b,i,f}} - p_{b,f})``; the backward pass replaces ``p_{b,f}`` by the mean of
+    ``n_samples`` one-hot draws from ``p_{b,f}`` (fresh, from ``key``), an unbiased estimate,
+    so the gradients of ``feat`` and ``kernel`` touch ``m + n_samples`` kernel rows per (b, f)
+    instead of all N: the same gradient in expectation at a fraction of the cost (benchmarks/
+    RESULTS_mu.md, "Speed"). The value is exact."""
+    logp, idx = table
+    return _gather_joint(logp, idx)
+
+
+def _gather_joint(logp, idx):
+    B, m, F = idx.shape
+    return jnp.take_along_axis(logp[:, None], idx[..., None], -1)[..., 0].sum(-1)  # [B, m]
+
+
+def _sjlp_fwd(feat, kernel, table, key, n_samples):
+    return sampled_joint_log_prob(feat, kernel, table, key, n_samples), (feat, kernel, table, key)
+
+
+def _sjlp_bwd(n_samples, res, c):
+    feat, kernel, (logp, idx), key = res
+    B, m, F = idx.shape
+    N = logp.shape[-1]
+    draws = jax.random.categorical(key, logp[:, :, None, :], axis=-1, shape=(B, F, n_samples))  # [B, F, S]
+    rows = jnp.concatenate([jnp.swapaxes(idx, 1, 2), draws], -1)  # [B, F, m + S]
+    total = c.sum(-1)  # [B]
+    vals = jnp.concatenate(
+        [jnp.broadcast_to(c[:, None, :], (B, F, m)), jnp.broadcast_to(-(total / n_samples)[:, None, None], (B, F, n_samples))],
+        -1,
+    )  # [B, F, m + S]: dlogp/dz contributions (the loss cotangent c enters here)
+    f_idx = jnp.broadcast_to(jnp.arange(F)[None, :, None], rows.shape)
+    w = kernel[f_idx, rows]  # [B, F, m + S, D] gathered rows
+    d_feat = jnp.einsum("bfr,bfrd->bd", vals, w)
+    contrib = vals[..., None] * feat[:, None, None, :]  # [B, F, m + S, D]
+    d_kernel = jnp.zeros_like(kernel).at[f_idx.reshape(-1), rows.reshape(-1)].add(contrib.reshape(-1, feat.shape[-1]))
+    return d_feat, d_kernel, (jnp.zeros_like(logp), np.zeros(idx.shape, jax.dtypes.float0)), None
+
+
+sampled_joint_log_prob.defvjp(_sjlp_fwd, _sjlp_bwd)
+
+
+class OrigGenerator(nn.Module):
+    """The original's ``SimpleNetwork`` (MU, MAX and softmax generators): two 3x3 convolutions
+    (``channels`` filters, bias, NO activation: the logits are affine in the map), flatten,
+    and per facility a bias-free Dense to ``m * K`` with one softmax over candidates x cells
+    jointly (``joint_heads``; kernel ``params["heads"] [F, m K, D]``). Keras initialisation
+    (Glorot-uniform kernels, zero biases). ``obs [..., H, W, C]`` -> ``{"logits": [..., m, F,
+    K], "log_mass": [..., m, F]}``; ``features_only=True`` gives the flattened features
+    ``[..., D]``. The original's L2 kernel regularisers are not applied: its training
+    loops never add ``model.losses`` to the loss."""
+
+    n_heads: int
+    action_shape: tuple[int, ...]
+    channels: int = 32
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, features_only: bool = False):
+        F, K = self.action_shape
+        x = PatchConv(self.channels, _glorot)(obs)
+        x = PatchConv(self.channels, _glorot)(x)
+        x = x.reshape(x.shape[:-3] + (-1,))
+        if features_only:
+            return x
+        kernel = self.param("heads", _per_head_glorot, (F, self.n_heads * K, x.shape[-1]))
+        return joint_heads(x, kernel, self.n_heads, K)
+
+
+class OrigPolicyNetwork(nn.Module):
+    """The original's ``SimplePolicyNetwork`` (the plain-policy baseline): a 3x3 convolution
+    with ``2 * channels`` filters and ReLU, one residual block (1x1 conv to ``channels`` ->
+    batch norm -> 3x3 conv -> batch norm -> 1x1 conv to ``2 * channels`` -> batch norm, no
+    activations inside; ``relu(input + block)``), flatten, and per facility a bias-free Dense to
+    K cells with a softmax (one head, shared by the m i.i.d. candidates). Batch norm as Keras':
+    momentum 0.99, epsilon 1e-3, batch statistics when ``train`` (then ``batch_stats`` is
+    mutable), running averages otherwise. ``obs [..., H, W, C]`` -> ``{"logits": [..., 1, F, K]}``.
+    Original: ``channels`` = 32 (64 / 32 / 64 filters)."""
+
+    action_shape: tuple[int, ...]
+    channels: int = 32
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, train: bool = False) -> Dist:
+        F, K = self.action_shape
+        wide, narrow = 2 * self.channels, self.channels
+        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)
+        x = nn.relu(PatchConv(wide, _glorot)(obs))
+        y = bn()(nn.Dense(narrow, kernel_init=_glorot)(x))  # 1x1 convolution
+        y = bn()(PatchConv(narrow, _glorot)(y))
+        y = bn()(nn.Dense(wide, kernel_init=_glorot)(y))
+        x = nn.relu(x + y)
+        x = x.reshape(x.shape[:-3] + (-1,))
+        kernel = self.param("heads", _per_head_glorot, (F, K, x.shape[-1]))
+        logits = jnp.einsum("...d,fkd->...fk", x, kernel)
+        return {"logits": jax.nn.log_softmax(logits, -1)[..., None, :, :]}
+
 
 def expand_heads(dist: Dist, m: int) -> Dist:
     """Broadcast one head to ``m`` i.i.d. candidates (plain policy); ``m`` heads pass through."""
@@ -148,10 +287,16 @@ def sample(key: jax.Array, kind: str, dist: Dist) -> jax.Array:
 
 def log_prob(kind: str, dist: Dist, a: jax.Array) -> jax.Array:
     """``log pi_i(a_i | s)`` per head, ``[m]`` (summed over factors / dimensions); Beta
-    actions are clipped into ``[1e-6, 1 - 1e-6]`` first."""
+    actions are clipped into ``[1e-6, 1 - 1e-6]`` first. Heads of ``OrigGenerator`` carry
+    ``log_mass [m, F]`` (candidate i's share of facility f's joint softmax), which is added:
+    their log-probability is the original's ``sum_f log p_f(i, a_f)``, not normalised per
+    candidate."""
     if kind == "beta":
         a = jnp.clip(a, 1e-6, 1 - 1e-6)
-    return heads(kind, dist).log_prob(a)
+    lp = heads(kind, dist).log_prob(a)
+    if "log_mass" in dist:  # the original's joint softmax: log pi_i(a) = sum_f log p_f(i, a_f)
+        lp = lp + dist["log_mass"].sum(-1)
+    return lp
 
 
 def mode(kind: str, dist: Dist) -> jax.Array:

@@ -11,6 +11,11 @@ REINFORCE surrogates. Theorem 1, as implemented (tested against enumeration):
 g_hat = sum_i u_i sg-weighted grad log pi^i(a_i|s), u_1 = Q(s, a_1),
 u_i = (Q(s, a_i) - M_{i-1})^+, has E[g_hat] = g_MU, the sum of semi-gradients.
 
+The original code's variants (zfahmad/competition; ``estimator="orig"``) apply its transforms
+to ``x_i = Q(s, a_i) log pi_i(a_i|s)``: MU ``u_MU(x)``, MAX ``max_i x_i`` (``max_obj.py``), the
+policy baseline ``u_MU(x)`` over i.i.d. samples (``policy_gradient.py``), and ``softmax``,
+``max_i softmax(tau x)_i`` (``softmax.py``, tau = 0.01).
+
 Example: ``loss = score_loss("mu", q, logp)`` with q, logp [B, m].
 """
 
@@ -21,7 +26,7 @@ import jax.numpy as jnp
 
 sg = jax.lax.stop_gradient
 
-OBJECTIVES = ("mu", "max", "policy", "diversity")
+OBJECTIVES = ("mu", "max", "policy", "diversity", "softmax")
 ESTIMATORS = ("paper", "orig")
 GRADIENTS = ("score", "pathwise")
 
@@ -106,12 +111,26 @@ def max_score_loss(q: jax.Array, logp: jax.Array, estimator: str = "paper", base
     raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
 
 
-def policy_score_loss(q: jax.Array, logp: jax.Array, baseline: bool = False) -> jax.Array:
+def policy_score_loss(q: jax.Array, logp: jax.Array, baseline: bool = False, estimator: str = "paper") -> jax.Array:
     """Plain policy (REINFORCE on i.i.d. candidates): ``L = -mean_s sum_i sg(Q(s,a_i)) log pi(a_i|s)``.
 
-    Maximises ``E_{a ~ pi}[Q(s, a)]``; the m candidates are m samples of one policy.
+    Maximises ``E_{a ~ pi}[Q(s, a)]``; the m candidates are m samples of one policy. ``orig``
+    (the original's ``policy_gradient.py``): the original's MU loss ``-mean_s u_MU(x)``,
+    ``x_i = Q(s,a_i) log pi(a_i|s)``, over the m i.i.d. samples.
     """
+    if estimator == "orig":
+        return mu_score_loss(q, logp, "orig")
+    if estimator != "paper":
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
     return _weighted_scores(q, logp, baseline)
+
+
+def softmax_score_loss(q: jax.Array, logp: jax.Array, tau: float = 0.01) -> jax.Array:
+    """The original's ``softmax.py`` objective (no counterpart in the paper):
+    ``L = -mean_s max_i softmax(tau x)_i`` with ``x_i = sg(Q(s,a_i)) log pi_i(a_i|s)``
+    (original: ``tau = 0.01``)."""
+    x = tau * sg(q) * logp
+    return -jnp.mean(jnp.max(jax.nn.softmax(x, axis=-1), axis=-1))
 
 
 def diversity_score_loss(
@@ -134,7 +153,8 @@ def pathwise_loss(objective: str, q: jax.Array, div: jax.Array | None = None, we
     """Negated utility for reparametrised candidates.
 
     mu: ``-u_MU(q)`` (semi-gradients); max: ``-u_MAX(q)``; policy: ``-sum_i Q(s,a_i)``;
-    diversity: ``-(sum_i Q(s,a_i) + lambda D_s)``. Mean over leading axes.
+    diversity: ``-(sum_i Q(s,a_i) + lambda D_s)``. Mean over leading axes. (``softmax`` is a
+    score-function objective only.)
     """
     if objective == "mu":
         return -jnp.mean(u_mu(q))
@@ -144,6 +164,8 @@ def pathwise_loss(objective: str, q: jax.Array, div: jax.Array | None = None, we
         return -jnp.mean(q.sum(-1))
     if objective == "diversity":
         return -jnp.mean(q.sum(-1)) - weight * jnp.mean(div)
+    if objective == "softmax":
+        raise ValueError("objective 'softmax' has score-function gradients only (gradient='score')")
     raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
 
 
@@ -155,14 +177,23 @@ def score_loss(
     weight: float = 0.0,
     estimator: str = "paper",
     baseline: bool = False,
+    tau: float = 0.01,
 ) -> jax.Array:
-    """Dispatch to the score-function surrogate of ``objective``."""
+    """Dispatch to the score-function surrogate of ``objective`` (``tau``: softmax's temperature).
+
+    Named variants: ``("max", "paper")`` is ours, the unbiased score-function gradient of
+    ``E[max_i Q]``; ``("max", "orig")`` is the original's ``max_obj.py``, maximising
+    ``max_i Q_i log pi_i`` (one candidate per state gets a gradient); ``("policy", "paper")``
+    is plain REINFORCE, ``("policy", "orig")`` the original's MU loss over i.i.d. samples;
+    ``softmax`` exists only in the original's form."""
     if objective == "mu":
         return mu_score_loss(q, logp, estimator, baseline)
     if objective == "max":
         return max_score_loss(q, logp, estimator, baseline)
     if objective == "policy":
-        return policy_score_loss(q, logp, baseline)
+        return policy_score_loss(q, logp, baseline, estimator)
     if objective == "diversity":
         return diversity_score_loss(q, logp, div, weight, baseline)
+    if objective == "softmax":
+        return softmax_score_loss(q, logp, tau)
     raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")

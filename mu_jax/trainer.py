@@ -37,7 +37,7 @@ from ppo_jax.config import check_config
 
 @dataclass(frozen=True)
 class Config:
-    objective: str = "mu"  # "mu" | "max" | "policy" | "diversity" (paper's four generators)
+    objective: str = "mu"  # "mu" | "max" | "policy" | "diversity" (paper's four generators) | "softmax" (orig code's)
     num_candidates: int = 8  # m, candidate actions per state (orig: arms = 8)
     batch_size: int = 32  # states per update (orig: 32)
     lr: float = 1e-5  # Adam learning rate (orig: 1e-5)
@@ -46,7 +46,10 @@ class Config:
     head: str = "auto"  # "categorical" | "beta" | "gaussian"; auto: categorical if discrete else gaussian
     head_layer: str = "dense"  # "dense" (paper/orig) | "spatial" (per-cell logits; images of the action space)
     gradient: str = "auto"  # "score" | "pathwise"; auto: score for discrete, pathwise for continuous
-    estimator: str = "paper"  # "paper" | "orig" (orig code's MU/MAX transform of Q * log pi)
+    estimator: str = "paper"  # "paper" | "orig" (orig code's MU/MAX/policy transforms of Q * log pi)
+    network: str = "ours"  # "ours" (ReLU convs, per-candidate softmax) | "orig" (orig networks.py; see generator.py)
+    softmax_tau: float = 0.01  # temperature of the orig code's softmax objective
+    head_grad_samples: int = 0  # network "orig": > 0 = sparse unbiased head backward with that many draws (0: exact)
     diversity_weight: float = 0.1  # lambda of the diversity-regularised objective
     baseline: bool = False  # leave-one-out batch baseline in score-function losses (not in the paper)
     eval_states: int = 256  # held-out states for finalize's figures
@@ -82,13 +85,23 @@ class MUTrainer:
         gen.check_head(self.head, self.action_kind)
         grad = config.gradient
         if grad == "auto":
-            grad = "score" if self.action_kind == "discrete" else "pathwise"
+            grad = "score" if self.action_kind == "discrete" or config.objective == "softmax" else "pathwise"
         if grad == "pathwise" and self.action_kind == "discrete":
             raise ValueError("pathwise gradients need continuous actions; use gradient='score' for discrete domains")
         self.gradient = grad
         self.m = config.num_candidates
         self.n_heads = 1 if config.objective == "policy" else self.m
-        self.net = gen.Generator(self.n_heads, self.head, tuple(self.action_shape), config.channels, head_layer=config.head_layer)
+        self.uses_batch_norm = False
+        if config.network == "orig":
+            if self.head != "categorical" or config.head_layer != "dense":
+                raise ValueError("Config.network='orig' is the location game's network: categorical heads, head_layer='dense'")
+            if config.objective == "policy":
+                self.net = gen.OrigPolicyNetwork(tuple(self.action_shape), config.channels)
+                self.uses_batch_norm = True
+            else:
+                self.net = gen.OrigGenerator(self.n_heads, tuple(self.action_shape), config.channels)
+        else:
+            self.net = gen.Generator(self.n_heads, self.head, tuple(self.action_shape), config.channels, head_layer=config.head_layer)
         self.optimizer = optax.adam(config.lr)
         self.num_updates = int(config.total_steps)
         self.steps_per_update = int(config.batch_size)
@@ -105,10 +118,22 @@ class MUTrainer:
         q1 = lambda s, a: self.env.expected_reward(s, a, self.env_params)
         return jax.vmap(jax.vmap(q1, in_axes=(None, 0)))(states, actions)
 
-    def heads(self, params, states) -> gen.Dist:
-        """Head parameters for every candidate, ``[B, m, ...]`` (the policy head broadcast)."""
-        dist = self.net.apply(params, self.observe(states))
-        return jax.vmap(lambda d: gen.expand_heads(d, self.m))(dist)
+    def heads(self, params, states, train: bool = False):
+        """Head parameters for every candidate, ``[B, m, ...]`` (the policy head broadcast).
+
+        ``params`` are the network's variables. With batch norm (``network="orig"``'s policy),
+        ``train`` normalises with the batch's statistics and returns ``(dist, new_batch_stats)``;
+        otherwise running averages are used. Without batch norm ``train`` returns ``(dist, None)``.
+        """
+        obs = self.observe(states)
+        new_stats = None
+        if self.uses_batch_norm and train:
+            dist, upd = self.net.apply(params, obs, train=True, mutable=["batch_stats"])
+            new_stats = upd["batch_stats"]
+        else:
+            dist = self.net.apply(params, obs)
+        dist = jax.vmap(lambda d: gen.expand_heads(d, self.m))(dist)
+        return (dist, new_stats) if train else dist
 
     def candidates(self, params, key: jax.Array, states, greedy: bool = False) -> jax.Array:
         """The generator's m candidates for each state, ``[B, m, ...]`` (sampled, or modes)."""
@@ -119,8 +144,11 @@ class MUTrainer:
         return jax.vmap(lambda k, d: gen.sample(k, self.head, d))(jax.random.split(key, B), dist)
 
     def loss(self, params, key: jax.Array, states):
+        """``(loss, metrics)``; with batch norm ``metrics["batch_stats"]`` holds the new statistics."""
         cfg = self.config
-        dist = self.heads(params, states)
+        if cfg.head_grad_samples > 0:
+            return self._loss_sparse_heads(params, key, states)
+        dist, new_stats = self.heads(params, states, train=True)
         B = next(iter(dist.values())).shape[0]
         keys = jax.random.split(key, B)
         div = jax.vmap(lambda d: gen.diversity(self.head, d))(dist)
@@ -128,11 +156,33 @@ class MUTrainer:
             a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(keys, jax.lax.stop_gradient(dist))
             logp = jax.vmap(lambda d, x: gen.log_prob(self.head, d, x))(dist, a)
             q = self.q_values(states, a)
-            loss = obj.score_loss(cfg.objective, q, logp, div, cfg.diversity_weight, cfg.estimator, cfg.baseline)
+            loss = obj.score_loss(cfg.objective, q, logp, div, cfg.diversity_weight, cfg.estimator, cfg.baseline,
+                                  cfg.softmax_tau)
         else:
             a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(keys, dist)
             q = self.q_values(states, a)
             loss = obj.pathwise_loss(cfg.objective, q, div, cfg.diversity_weight)
+        return loss, self._metrics(q, div, new_stats)
+
+    def _loss_sparse_heads(self, params, key: jax.Array, states):
+        """``loss`` for ``network="orig"`` with ``head_grad_samples`` = S > 0: the same value; the
+        head's backward pass is ``gen.sampled_joint_log_prob``'s (unbiased, sparse)."""
+        cfg = self.config
+        F, K = self.action_shape
+        k_sample, k_grad = jax.random.split(key)
+        feat = self.net.apply(params, self.observe(states), features_only=True)  # [B, D]
+        kernel = params["params"]["heads"]
+        dist = gen.joint_heads(jax.lax.stop_gradient(feat), jax.lax.stop_gradient(kernel), self.m, K)
+        B = feat.shape[0]
+        a = jax.vmap(lambda k, d: gen.sample(k, self.head, d))(jax.random.split(k_sample, B), dist)  # [B, m, F]
+        table = jnp.swapaxes(dist["logits"], 1, 2).reshape(B, F, self.m * K)  # log p_f(i, c), [B, F, m K]
+        idx = jnp.arange(self.m)[None, :, None] * K + a  # [B, m, F]
+        logp = gen.sampled_joint_log_prob(feat, kernel, (table, idx), k_grad, cfg.head_grad_samples)
+        q = self.q_values(states, a)
+        loss = obj.score_loss(cfg.objective, q, logp, None, 0.0, cfg.estimator, cfg.baseline, cfg.softmax_tau)
+        return loss, self._metrics(q, jax.vmap(lambda d: gen.diversity(self.head, d))(dist), None)
+
+    def _metrics(self, q, div, new_stats):
         q = jax.lax.stop_gradient(q)
         metrics = {
             "return": q.max(-1).mean(),
@@ -140,21 +190,27 @@ class MUTrainer:
             "diversity": jax.lax.stop_gradient(div).mean(),
             "best_index": jnp.argmax(q, -1).astype(jnp.float32).mean(),
         }
-        return loss, metrics
+        if new_stats is not None:
+            metrics["batch_stats"] = new_stats
+        return metrics
 
     # --- the Trainer contract -------------------------------------------------------
     def init(self, key: jax.Array) -> TrainState:
         k_net, key = jax.random.split(key)
         obs = jnp.zeros((1,) + tuple(self.env.observation_space(self.env_params).shape), jnp.float32)
-        params = self.net.init(k_net, obs)
-        return TrainState(params, self.optimizer.init(params), key, jnp.zeros((), jnp.int32))
+        params = self.net.init(k_net, obs)  # {"params": ...} (+ "batch_stats" with batch norm)
+        return TrainState(params, self.optimizer.init({"params": params["params"]}), key, jnp.zeros((), jnp.int32))
 
     def update(self, state: TrainState) -> tuple[TrainState, dict]:
         key, k_states, k_loss = jax.random.split(state.key, 3)
         states = self.sample_states(k_states, self.config.batch_size)
-        (loss, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, k_loss, states)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        trainable = {"params": state.params["params"]}  # Adam's variables (not batch_stats)
+        loss_fn = lambda p: self.loss({**state.params, **p}, k_loss, states)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, trainable)
+        params = {**state.params, **optax.apply_updates(trainable, updates)}
+        if "batch_stats" in metrics:
+            params["batch_stats"] = metrics.pop("batch_stats")
         metrics = {**metrics, "loss": loss}
         return TrainState(params, opt_state, key, state.update + 1), metrics
 
@@ -262,10 +318,19 @@ def _validate(config: Config) -> None:
     check_config(
         config,
         choices={"objective": obj.OBJECTIVES, "estimator": obj.ESTIMATORS, "gradient": obj.GRADIENTS + ("auto",),
+                 "network": gen.NETWORKS,
                  "head_layer": ("dense", "spatial"), "head": gen.HEAD_KINDS + ("auto",)},
         positive_ints=("num_candidates", "batch_size", "total_steps", "channels", "eval_states", "search_budget"),
-        positive=("lr",),
+        positive=("lr", "softmax_tau"),
     )
+    if config.head_grad_samples < 0:
+        raise ValueError(f"Config.head_grad_samples must be >= 0, got {config.head_grad_samples}")
+    if config.head_grad_samples > 0 and (config.network != "orig" or config.objective not in ("mu", "max", "softmax")):
+        raise ValueError("Config.head_grad_samples > 0 needs network='orig' and objective mu, max or softmax")
+    if config.objective == "softmax" and config.gradient == "pathwise":
+        raise ValueError("Config.objective='softmax' (the original's) has score-function gradients only")
+    if config.objective == "softmax" and config.baseline:
+        raise ValueError("Config.baseline does not apply to the softmax objective (the original's, without one)")
     if config.search_budget < config.num_candidates:
         raise ValueError(
             f"Config.search_budget ({config.search_budget}) must be >= num_candidates ({config.num_candidates})"
