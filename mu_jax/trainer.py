@@ -76,6 +76,12 @@ class MUTrainer:
 
             env, env_params = make(env_id)
         require(env, CandidateDomain, who="MUTrainer (use MU-location or MU-peaks2d)")
+        if len(env.observation_space(env_params).shape) != 3:
+            raise ValueError(
+                f"MUTrainer's conv generator needs an image observation (H, W, C); {env_id} gives "
+                f"{env.observation_space(env_params).shape}. MU-curling's generators and KR-UCT are in "
+                "mu_jax.curling (python -m benchmarks.mu_curling)"
+            )
         self.config = config
         self.env_id = env_id
         self.env = env
