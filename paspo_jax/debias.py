@@ -204,8 +204,9 @@ def sequential_debias_offsets(points, intervals, positions, *, se_tol: float, fi
 
     The first ``first`` points are fitted, then the sample doubles (only the new points' intervals
     are solved) until every entity's asymptotic standard error of ``log alpha_hat`` and ``log
-    beta_hat`` (:func:`beta_log_standard_errors`, from the masked count) is at most ``se_tol``, or
-    all ``K`` points are used. ``se_tol = 0`` always uses all ``K`` points: exactly
+    beta_hat`` (:func:`beta_log_standard_errors`) computed with the number of points fitted is at
+    most ``se_tol``, or all ``K`` points are used. (An entity whose interval is degenerate in a
+    fraction ``1 - f`` of the points, left out of its fit, ends at about ``se_tol / sqrt(f)``.) ``se_tol = 0`` always uses all ``K`` points: exactly
     ``debias_offsets`` of all of them (the paper's fit). The estimator is the same ML fit; only
     its sample size adapts, so the offsets differ from the full fit's by about ``se_tol`` (its
     own standard error). Returns ``(log_alpha (n-1,), log_beta (n-1,), used)`` (``used``: points
@@ -222,7 +223,10 @@ def sequential_debias_offsets(points, intervals, positions, *, se_tol: float, fi
     def fit(pts, a_min, a_max):
         u, mask = normalized_positions(pts, a_min, a_max, tol)
         alpha, beta = jax.vmap(lambda uu, mm: beta_mle(uu, mm, num_iter=num_iter, eps=eps), in_axes=(1, 1))(u, mask)
-        se_a, se_b = beta_log_standard_errors(alpha, beta, jnp.sum(mask, axis=0))
+        # Standard errors as if every point counted: an entity usable in a fraction f of the
+        # points ends at se_tol / sqrt(f) (its head acts that much less often), and a mostly
+        # degenerate entity cannot keep the fit going to all K points.
+        se_a, se_b = beta_log_standard_errors(alpha, beta, pts.shape[0])
         any_data = jnp.any(mask, axis=0)
         se = jnp.where(any_data, jnp.maximum(se_a, se_b), 0.0)  # an all-degenerate entity: nothing to fit
         return jnp.where(any_data, jnp.log(alpha), 0.0), jnp.where(any_data, jnp.log(beta), 0.0), jnp.max(se)

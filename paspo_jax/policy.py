@@ -40,7 +40,8 @@ init (``ppo_jax.nn.torch_mlp``); the heads' last layer scaled by ``head_out_scal
 head starts at Beta(1, 1), or at the de-biased Beta; the original used scale 1).
 
 De-biased initialisation (Sec. 4.4, ``paspo_jax.debias``): one ML Beta fit per entity to
-``debias_samples`` uniform points of the polytope at ``env.reset(PRNGKey(debias_seed))``, added
+``debias_samples`` uniform points of the polytope at ``env.reset(PRNGKey(debias_seed))`` (a
+prefix of them: the fit stops once its standard errors are below ``debias_se_tol``), added
 to each head's output bias; computed once per policy. ``act`` and ``greedy`` read
 ``env.constraints(env_state, env_params)``, so state-dependent polytopes work.
 
