@@ -174,11 +174,20 @@ def main(argv=None):
         ref_pts = pts[: args.highs_points]
         ref_lo, ref_hi, highs_s = highs_chain(A, b, ref_pts)
         K = args.highs_points
-        rows = []
+
+        def report(name, count, seconds, compile_s, lo, hi):
+            err, viol, fail = errors(lo, hi, ref_lo, ref_hi)
+            row = dict(N=n, solver=name, intervals_per_s=count * (n - 1) / seconds, ms_per_action=1e3 * seconds / count,
+                       max_err=err, violations=f"{viol}/{lo.size}", failures=fail, compile_s=compile_s, load=load())
+            run.add(**row)
+            print(f"  N={n:3d} {name:36s} {row['intervals_per_s']:10.0f} intervals/s  {row['ms_per_action']:9.2f} ms/action  "
+                  f"err {err:.1e}  violations {viol}/{lo.size}  failures {fail}  compile {compile_s:.0f} s  "
+                  f"load {row['load']:.1f}", flush=True)
+
         if "highs" in args.peers:
-            rows.append(("HiGHS serial (float64)", len(ref_pts), highs_s, 0.0, ref_lo, ref_hi))
+            report("HiGHS serial (float64)", len(ref_pts), highs_s, 0.0, ref_lo, ref_hi)
         lo, hi, s, c = ours_chain(env, params, poly, pts)
-        rows.append(("ours (float32 dual simplex, warm)", len(pts), s, c, lo[:K], hi[:K]))
+        report("ours (float32 dual simplex, warm)", len(pts), s, c, lo[:K], hi[:K])
         for name, fn in (("linrax", linrax_chain), ("mpax", mpax_chain)):
             if name not in args.peers:
                 continue
@@ -187,15 +196,7 @@ def main(argv=None):
             except Exception as e:  # a peer that fails is reported, not fatal
                 print(f"  N={n} {name}: failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
                 continue
-            rows.append((f"{name} (float32)", len(pts), s, c, lo[:K], hi[:K]))
-        for name, count, seconds, compile_s, lo, hi in rows:
-            err, viol, fail = errors(lo, hi, ref_lo, ref_hi)
-            row = dict(N=n, solver=name, intervals_per_s=count * (n - 1) / seconds, ms_per_action=1e3 * seconds / count,
-                       max_err=err, violations=f"{viol}/{lo.size}", failures=fail, compile_s=compile_s, load=load())
-            run.add(**row)
-            print(f"  N={n:3d} {name:36s} {row['intervals_per_s']:10.0f} intervals/s  {row['ms_per_action']:9.2f} ms/action  "
-                  f"err {err:.1e}  violations {viol}/{lo.size}  failures {fail}  compile {compile_s:.0f} s  "
-                  f"load {row['load']:.1f}", flush=True)
+            report(f"{name} (float32)", len(pts), s, c, lo[:K], hi[:K])
     run.finish()
 
 
