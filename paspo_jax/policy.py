@@ -115,7 +115,7 @@ class PASPOPolicy(Policy):
         debias_samples: int = 100_000,
         debias_method: str = "rejection",
         debias_seed: int = 0,
-        debias_se_tol: float = 0.02,
+        debias_se_tol: float = 0.05,
         degenerate_tol: float = 1e-4,
         u_eps: float = 1e-6,
         max_log_concentration: float = 10.0,
