@@ -23,7 +23,7 @@ import numpy as np
 
 from paspo_jax import lp
 
-__all__ = ["has_static_constraints", "make_bounds_fn", "static_polytope"]
+__all__ = ["LPBounds", "has_static_constraints", "make_bounds_fn", "static_polytope"]
 
 
 def has_static_constraints(env) -> bool:
@@ -94,5 +94,28 @@ def make_bounds_fn(env, env_params, bounds: str = "auto", lp_maxiter: int | None
             poly = static_polytope(env, env_params, fast_path=False)
         warm = lp.chain_warm_start(A_env, b_env, jnp.asarray(poly.chebyshev_center()[0], jnp.float32),
                                    maxiter=lp_maxiter)
-    return lambda A, b, prefix, i: lp.allocation_bounds(A, b, prefix, i, maxiter=lp_maxiter, rescale=True, warm=warm,
-                                                        vertices=True)
+    return LPBounds(lp_maxiter, warm)
+
+
+class LPBounds:
+    """The LP path's ``bounds_fn(A, b, prefix, i[, warm]) -> (a_min, a_max, feasible, x_min, x_max)``.
+
+    ``lp.allocation_bounds(A, b, prefix, i, rescale=True, vertices=True)`` from the warm start
+    ``warm`` (a ``lp.WarmStart`` or None: box bases). A call without ``warm=`` (the policy's
+    rollout) closes over the starting *bases* only, ``(n-1, n)`` integers, and each LP inverts its
+    starting basis in the program (``WarmStart.bases_only``; unbatched over environments): the
+    full table with inverses, ``2 (n-1) n^2`` floats (8 MB at N = 100), would be a constant
+    captured by every program that samples actions. Pass ``warm=self.warm`` explicitly to use the
+    stored inverses as an *argument* of a jitted program (``paspo_jax.debias.lp_chain_bounds``
+    does). ``closure_inverses=True``: close over the full table (the old behaviour). The starting
+    bases are the same either way, so the intervals agree up to float32 round-off.
+    """
+
+    def __init__(self, maxiter, warm, closure_inverses: bool = False):
+        self.maxiter, self.warm = maxiter, warm
+        # What a call without ``warm=`` closes over: the bases only, unless asked (module docstring).
+        self.closed = warm if warm is None or closure_inverses else warm.bases_only()
+
+    def __call__(self, A, b, prefix, i, warm=None):
+        warm = self.closed if warm is None else warm
+        return lp.allocation_bounds(A, b, prefix, i, maxiter=self.maxiter, rescale=True, warm=warm, vertices=True)

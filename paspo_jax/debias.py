@@ -25,6 +25,8 @@ method-of-moments estimate ``c = m (1 - m) / v - 1, alpha_0 = m c, beta_0 = (1 -
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, polygamma
@@ -140,3 +142,104 @@ def debias_offsets(
     log_alpha = jnp.where(any_data, jnp.log(alpha), 0.0)
     log_beta = jnp.where(any_data, jnp.log(beta), 0.0)
     return log_alpha, log_beta
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _chain_program(bounds_fn, A, b, pts, warm):
+    """The intervals of a chunk of points (:func:`lp_chain_bounds`); one compiled program per
+    ``bounds_fn`` (hashed by identity) and shapes."""
+    n = pts.shape[-1]
+    if warm is None:
+        one = lambda a, i: bounds_fn(A, b, a, i)
+    else:
+        one = lambda a, i: bounds_fn(A, b, a, i, warm=warm)
+    return jax.vmap(lambda a: jax.vmap(lambda i: one(a, i))(jnp.arange(n - 1))[:3])(pts)
+
+
+def lp_chain_bounds(bounds_fn, A, b, points, *, chunk: int = 64):
+    """Intervals of every entry of ``points`` (K, n) along its own prefix through ``bounds_fn``
+    (the policy's LP path, ``paspo_jax.bounds.LPBounds``): ``(lo, hi, feasible)``, each (K, n-1).
+
+    One jitted program per chunk shape with ``A``, ``b``, the points and ``bounds_fn.warm`` as its
+    *arguments*: nothing large is captured as a constant (with the warm-start table in the
+    closure XLA constant-folded the basis rows of every entity, 2 GB at N = 100). Chunks of
+    ``chunk`` points bound the memory of the vmapped simplex states.
+    """
+    points = jnp.asarray(points)
+    K, n = points.shape
+    warm = getattr(bounds_fn, "warm", None)
+    chain = functools.partial(_chain_program, bounds_fn)
+    pad = (-K) % chunk
+    padded = jnp.concatenate([points, jnp.broadcast_to(points[:1], (pad, n))]) if pad else points
+    parts = [chain(A, b, padded[k:k + chunk], warm) for k in range(0, K + pad, chunk)]
+    return tuple(jnp.concatenate(x)[:K] for x in zip(*parts))
+
+
+def beta_log_standard_errors(alpha: jax.Array, beta: jax.Array, count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Asymptotic standard errors of ``(log alpha_hat, log beta_hat)``, the ML Beta fit of ``count``
+    samples: ``sqrt(diag((count D I D)^{-1}))`` with ``I`` the Beta's Fisher information per sample,
+
+        I = [[psi1(a) - psi1(a + b), -psi1(a + b)], [-psi1(a + b), psi1(b) - psi1(a + b)]],
+
+    (psi1 = trigamma) and ``D = diag(alpha, beta)`` (the chain rule to log parameters). Elementwise
+    over arrays of fits; ``count = 0`` gives inf.
+    """
+    t_ab = polygamma(1, alpha + beta)
+    i11, i22, i12 = polygamma(1, alpha) - t_ab, polygamma(1, beta) - t_ab, -t_ab
+    det = i11 * i22 - i12 ** 2
+    count = jnp.asarray(count, alpha.dtype)
+    var_a = jnp.where(count > 0, i22 / (det * count * alpha ** 2), jnp.inf)
+    var_b = jnp.where(count > 0, i11 / (det * count * beta ** 2), jnp.inf)
+    return jnp.sqrt(var_a), jnp.sqrt(var_b)
+
+
+def sequential_debias_offsets(points, intervals, positions, *, se_tol: float, first: int = 1024,
+                              tol: float = 1e-4, eps: float = 1e-6, num_iter: int = 50, verbose: bool = False):
+    """:func:`debias_offsets` on a growing prefix of ``points``, stopped once the fit has converged.
+
+    points: (K, n) uniform points of the polytope (i.i.d., so any prefix is a uniform sample too);
+    ``intervals(pts) -> (lo, hi, feasible)`` their raw intervals along their own prefixes, each
+    (k, n-1) (the expensive part: ``2 (n - 1)`` LPs per point); ``positions(pts, lo, hi,
+    feasible) -> (a_min, a_max)`` the cleaned intervals the policy samples in.
+
+    The first ``first`` points are fitted, then the sample doubles (only the new points' intervals
+    are solved) until every entity's asymptotic standard error of ``log alpha_hat`` and ``log
+    beta_hat`` (:func:`beta_log_standard_errors`) computed with the number of points fitted is at
+    most ``se_tol``, or all ``K`` points are used. (An entity whose interval is degenerate in a
+    fraction ``1 - f`` of the points, left out of its fit, ends at about ``se_tol / sqrt(f)``.) ``se_tol = 0`` always uses all ``K`` points: exactly
+    ``debias_offsets`` of all of them (the paper's fit). The estimator is the same ML fit; only
+    its sample size adapts, so the offsets differ from the full fit's by about ``se_tol`` (its
+    own standard error). Returns ``(log_alpha (n-1,), log_beta (n-1,), used)`` (``used``: points
+    fitted, an int).
+    """
+    points = jnp.asarray(points)
+    K = points.shape[0]
+    if se_tol < 0:
+        raise ValueError(f"se_tol must be >= 0, got {se_tol}")
+    if first < 2:
+        raise ValueError(f"first must be >= 2, got {first}")
+
+    @jax.jit
+    def fit(pts, a_min, a_max):
+        u, mask = normalized_positions(pts, a_min, a_max, tol)
+        alpha, beta = jax.vmap(lambda uu, mm: beta_mle(uu, mm, num_iter=num_iter, eps=eps), in_axes=(1, 1))(u, mask)
+        # Standard errors as if every point counted: an entity usable in a fraction f of the
+        # points ends at se_tol / sqrt(f) (its head acts that much less often), and a mostly
+        # degenerate entity cannot keep the fit going to all K points.
+        se_a, se_b = beta_log_standard_errors(alpha, beta, pts.shape[0])
+        any_data = jnp.any(mask, axis=0)
+        se = jnp.where(any_data, jnp.maximum(se_a, se_b), 0.0)  # an all-degenerate entity: nothing to fit
+        return jnp.where(any_data, jnp.log(alpha), 0.0), jnp.where(any_data, jnp.log(beta), 0.0), jnp.max(se)
+
+    used = K if se_tol == 0 else min(first, K)
+    a_min, a_max = positions(points[:used], *intervals(points[:used]))
+    while True:
+        log_alpha, log_beta, se = fit(points[:used], a_min, a_max)
+        if verbose:
+            print(f"debias fit: {used} points, max standard error of log alpha/beta {float(se):.4f}", flush=True)
+        if used >= K or float(se) <= se_tol:
+            return log_alpha, log_beta, used
+        more = min(used, K - used)
+        new = positions(points[used:used + more], *intervals(points[used:used + more]))
+        a_min, a_max = (jnp.concatenate([x, y]) for x, y in zip((a_min, a_max), new))
+        used += more

@@ -48,7 +48,8 @@ init (``ppo_jax.nn.torch_mlp``); the heads' last layer scaled by ``head_out_scal
 head starts at Beta(1, 1), or at the de-biased Beta; the original used scale 1).
 
 De-biased initialisation (Sec. 4.4, ``paspo_jax.debias``): one ML Beta fit per entity to
-``debias_samples`` uniform points of the polytope at ``env.reset(PRNGKey(debias_seed))``, added
+``debias_samples`` uniform points of the polytope at ``env.reset(PRNGKey(debias_seed))`` (a
+prefix of them: the fit stops once its standard errors are below ``debias_se_tol``), added
 to each head's output bias; computed once per policy. ``act`` and ``greedy`` read
 ``env.constraints(env_state, env_params)``, so state-dependent polytopes work.
 
@@ -71,6 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from paspo_jax.bounds import has_static_constraints, make_bounds_fn, static_polytope
+from paspo_jax.debias import lp_chain_bounds
 from ppo_jax.nn import torch_default_init, torch_mlp
 from ppo_jax.policy import Act, Evaluation, Policy
 
@@ -94,6 +96,9 @@ class PASPOPolicy(Policy):
       debias_method: sampler of ``paspo_jax.polytope`` ("rejection" as the original, or
         "hit_and_run").
       debias_seed: key of those points and of the reset state whose constraints are used.
+      debias_se_tol: the fit uses the first 1024 points, doubling until every Beta's standard
+        error in log space is at most this (``paspo_jax.debias.sequential_debias_offsets``);
+        0 = all ``debias_samples`` points (the original's fit).
       degenerate_tol: interval width below which an entry is fixed (original: 1e-4).
       u_eps: positions are clipped into [u_eps, 1 - u_eps].
       max_log_concentration: network outputs are clipped to +-this before ``exp``.
@@ -125,6 +130,7 @@ class PASPOPolicy(Policy):
         debias_samples: int = 100_000,
         debias_method: str = "rejection",
         debias_seed: int = 0,
+        debias_se_tol: float = 0.05,
         degenerate_tol: float = 1e-4,
         u_eps: float = 1e-6,
         max_log_concentration: float = 10.0,
@@ -163,6 +169,9 @@ class PASPOPolicy(Policy):
             raise ValueError(f"degenerate_tol and interval_margin must be >= 0, got {degenerate_tol}, {interval_margin}")
         if debias and (not isinstance(debias_samples, int) or debias_samples < 2):
             raise ValueError(f"debias_samples must be an integer >= 2, got {debias_samples!r}")
+        if not debias_se_tol >= 0:
+            raise ValueError(f"debias_se_tol must be >= 0, got {debias_se_tol!r}")
+        self.debias_se_tol, self.debias_used = float(debias_se_tol), None
         self.env, self.env_params, self.n = env, env_params, n
         self.encoder = torch_mlp(encoder_hidden)
         self.head = torch_mlp(head_hidden, 2, out_scale=head_out_scale)
@@ -207,7 +216,7 @@ class PASPOPolicy(Policy):
 
     def _compute_debias_offsets(self):
         from paspo_jax import polytope
-        from paspo_jax.debias import debias_offsets
+        from paspo_jax.debias import sequential_debias_offsets
 
         key = jax.random.PRNGKey(self.debias_seed)
         k_reset, k_points = jax.random.split(key)
@@ -217,30 +226,23 @@ class PASPOPolicy(Policy):
         poly = self.polytope if self.polytope is not None else polytope.Polytope(A, b, name="debias", fast_path=False)
         points = poly.sample_uniform(k_points, self.debias_samples, method=self.debias_method)
         points = jnp.asarray(points, jnp.float32)
-        if poly.fast is not None:
-            lo, hi, feasible = poly.batch_bounds_chain(points)
-        else:  # the policy's own LP path (warm-started for static constraints), in chunks
-            lo, hi, feasible = self._lp_chain_bounds(jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32), points)
+        A32, b32 = jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
+        intervals = poly.batch_bounds_chain if poly.fast is not None else (lambda p: self._lp_chain_bounds(A32, b32, p))
 
-        @jax.jit  # one program (op-by-op dispatch of the Newton fits is slow for large n)
-        def fit(points, lo, hi, feasible):
+        @jax.jit
+        def positions(points, lo, hi, feasible):
             prefix = jnp.concatenate([jnp.zeros_like(points[:, :1]), points[:, : self.n - 2]], 1)
-            remaining = 1.0 - jnp.cumsum(prefix, 1)
-            a_min, a_max = jax.vmap(self._interval)(lo, hi, feasible, remaining)
-            return debias_offsets(points, a_min, a_max, tol=self.degenerate_tol, eps=self.u_eps)
+            return jax.vmap(self._interval)(lo, hi, feasible, 1.0 - jnp.cumsum(prefix, 1))
 
-        return fit(points, lo, hi, feasible)
+        # The fit stops once its standard errors are below debias_se_tol (paspo_jax.debias).
+        log_alpha, log_beta, self.debias_used = sequential_debias_offsets(
+            points, intervals, positions, se_tol=self.debias_se_tol, tol=self.degenerate_tol, eps=self.u_eps)
+        return log_alpha, log_beta
 
     def _lp_chain_bounds(self, A, b, points, chunk: int = 64):
         """Intervals of every entry of ``points`` (K, n) along its own prefix through
-        ``self.bounds_fn``: (lo, hi, feasible), each (K, n-1). Chunks of ``chunk`` points
-        bound the memory of the vmapped simplex states."""
-        chain = jax.jit(jax.vmap(lambda a: self._raw_chain_bounds(A, b, a)[:3]))
-        K = points.shape[0]
-        pad = (-K) % chunk
-        padded = jnp.concatenate([points, jnp.broadcast_to(points[:1], (pad, self.n))]) if pad else points
-        parts = [chain(padded[k:k + chunk]) for k in range(0, K + pad, chunk)]
-        return tuple(jnp.concatenate(x)[:K] for x in zip(*parts))
+        ``self.bounds_fn``: (lo, hi, feasible), each (K, n-1) (``paspo_jax.debias.lp_chain_bounds``)."""
+        return lp_chain_bounds(self.bounds_fn, A, b, points, chunk=chunk)
 
     # -- pieces -------------------------------------------------------------------------
     def _encode(self, params, obs):

@@ -416,8 +416,10 @@ def test_chain_warm_start_gives_the_same_intervals_with_fewer_pivots():
     ref = np.array([highs_bounds(A, b, p.astype(np.float64), int(i)) for p, i in zip(np.asarray(P), np.asarray(I))])
     assert np.all(np.isfinite(ref))
     pivots = {}
-    for name, r in (("box", None), ("centre", centre), ("far", far)):
+    for name, r in (("box", None), ("centre", centre), ("far", far), ("centre, bases only", centre)):
         warm = None if r is None else lp.chain_warm_start(params.A, params.b, jnp.asarray(r, jnp.float32))
+        if name.endswith("bases only"):  # each LP inverts its start itself (the policy's rollout)
+            warm = warm.bases_only()
         lo, hi, ok = jax.jit(jax.vmap(lambda p, i: lp.allocation_bounds(
             params.A, params.b, p, i, rescale=True, warm=warm)))(P, I)
         assert bool(jnp.all(ok)), name

@@ -76,8 +76,12 @@ def _allocation_problem(A, b, dtype):
     """Unit-norm rows of PASPO Eq. 3 shared by every prefix: (G, g, E, e, bad)."""
     A, b = jnp.asarray(A, dtype), jnp.asarray(b, dtype)
     n = A.shape[-1]
-    bad = ~(jnp.all(jnp.isfinite(A)) & jnp.all(jnp.isfinite(b)))
-    G, g = _unit_rows(jnp.where(bad, 0.0, A), jnp.where(bad, 0.0, b))
+    # G depends on A alone (not on b): under vmap over right-hand sides (the rescaled prefixes
+    # of ``allocation_bounds(rescale=True)``) G and every basis matrix stay unbatched.
+    bad_A = ~jnp.all(jnp.isfinite(A))
+    bad = bad_A | ~jnp.all(jnp.isfinite(b))
+    G, _ = _unit_rows(jnp.where(bad_A, 0.0, A), b)
+    _, g = _unit_rows(jnp.where(bad_A, 0.0, A), jnp.where(bad, 0.0, b))
     inv_sqrt_n = jnp.asarray(1.0 / np.sqrt(n), dtype)
     return G, g, jnp.full((1, n), inv_sqrt_n), inv_sqrt_n[None], bad
 
@@ -159,7 +163,9 @@ def _allocation_lps(A, b, prefix, i, maxiter, warm=None) -> AllocationLPs:
         binv = None
     else:
         basis_min, basis_max = warm.basis_min[i], warm.basis_max[i]
-        binv = jnp.stack([warm.binv_min[i], warm.binv_max[i]])
+        # Without stored inverses each LP inverts its starting basis (rows of G and of the
+        # bounds: independent of the prefix, so unbatched under vmap over prefixes).
+        binv = None if warm.binv_min is None else jnp.stack([warm.binv_min[i], warm.binv_max[i]])
     # min and max as a batch of two (one compiled loop).
     st = jax.vmap(lambda c, basis0, b0: _dual_simplex(rows, c, basis0, maxiter, tol, b0))(
         jnp.stack([e_i, -e_i]), jnp.stack([basis_min, basis_max]), binv

@@ -35,11 +35,24 @@ class WarmStart(NamedTuple):
     def _check(self, m, n, dtype):
         want = {"basis_min": (n - 1, n), "basis_max": (n - 1, n), "binv_min": (n - 1, n, n), "binv_max": (n - 1, n, n)}
         for name, shape in want.items():
+            if name.startswith("binv") and getattr(self, name) is None:
+                continue
             got = tuple(jnp.shape(getattr(self, name)))
             if got != shape:
                 raise ValueError(f"WarmStart.{name} has shape {got}, expected {shape} for A with {m} rows and {n} entities")
-        return WarmStart(jnp.asarray(self.basis_min, jnp.int32), jnp.asarray(self.binv_min, dtype),
-                         jnp.asarray(self.basis_max, jnp.int32), jnp.asarray(self.binv_max, dtype))
+        if (self.binv_min is None) != (self.binv_max is None):
+            raise ValueError("WarmStart: give both inverses (binv_min, binv_max) or neither")
+        inv = lambda x: None if x is None else jnp.asarray(x, dtype)
+        return WarmStart(jnp.asarray(self.basis_min, jnp.int32), inv(self.binv_min),
+                         jnp.asarray(self.basis_max, jnp.int32), inv(self.binv_max))
+
+    def bases_only(self) -> "WarmStart":
+        """The same starting bases without their inverses (``binv_* = None``): each LP then
+        inverts its starting basis itself (``paspo_jax.lp.simplex._start``; under ``vmap`` over
+        prefixes the basis rows do not depend on the prefix, so that is one unbatched inverse per
+        entity). ``(n-1, n)`` integers instead of ``2 (n-1) n^2`` floats: small enough to close
+        over in a jitted program (the PASPO policy's rollout does)."""
+        return WarmStart(self.basis_min, None, self.basis_max, None)
 
 
 def chain_warm_start(A, b, reference, *, maxiter: int | None = None, max_cond: float = 1e6) -> WarmStart:
