@@ -82,6 +82,7 @@ def test_ppo_ratio_starts_at_one_and_the_policy_objective_trains_alpha_by_the_pg
     assert make_policy(IARConfig(**TINY), env, env_params, IARA2CConfig()).behaviour_log_prob is False
 
 
+@pytest.mark.slow  # CI: IAR's training path in test_iar_a2c_on_era_runs_with_valid_executed_actions
 def test_iar_ppo_on_cartpole_improves_return():
     ppo = PPOConfig(total_timesteps=8 * 64 * 24, num_envs=8, num_steps=64, lr=1e-3, ent_coef=0.0)
     cfg = IARConfig(num_posterior_samples=2, alpha_target_samples=4, flow_hidden=32, encoder_hidden=32, context_dim=16,

@@ -416,17 +416,21 @@ def test_chain_warm_start_gives_the_same_intervals_with_fewer_pivots():
     ref = np.array([highs_bounds(A, b, p.astype(np.float64), int(i)) for p, i in zip(np.asarray(P), np.asarray(I))])
     assert np.all(np.isfinite(ref))
     pivots = {}
+
+    @jax.jit  # the warm start is an argument: one program per pytree structure (3, not 8)
+    def solve(warm):
+        return jax.vmap(lambda p, i: (lp.allocation_bounds(params.A, params.b, p, i, rescale=True, warm=warm),
+                                      lp.allocation_lps(params.A, params.b, p, i, warm=warm).nit))(P, I)
+
     for name, r in (("box", None), ("centre", centre), ("far", far), ("centre, bases only", centre)):
         warm = None if r is None else lp.chain_warm_start(params.A, params.b, jnp.asarray(r, jnp.float32))
         if name.endswith("bases only"):  # each LP inverts its start itself (the policy's rollout)
             warm = warm.bases_only()
-        lo, hi, ok = jax.jit(jax.vmap(lambda p, i: lp.allocation_bounds(
-            params.A, params.b, p, i, rescale=True, warm=warm)))(P, I)
+        (lo, hi, ok), nit = solve(warm)
         assert bool(jnp.all(ok)), name
         err = np.abs(np.stack([np.asarray(lo, np.float64), np.asarray(hi, np.float64)], 1) - ref).max()
         assert err < 2e-6, (name, err)
-        pivots[name] = float(jnp.mean(jax.jit(jax.vmap(lambda p, i: lp.allocation_lps(
-            params.A, params.b, p, i, warm=warm).nit))(P, I)))
+        pivots[name] = float(jnp.mean(nit))
     assert pivots["centre"] < 0.7 * pivots["box"], pivots
 
 
