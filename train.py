@@ -46,17 +46,47 @@ class RunOptions:
     num_processes: int | None = None  # several processes: how many
     process_id: int | None = None  # several processes: this one's index (0 writes the run directory)
     distributed: bool = False  # several processes: jax.distributed.initialize() from the cluster's settings (SLURM, ...)
+    compile_cache: str | None = None  # persistent XLA compilation cache dir; default $JAX_COMPILATION_CACHE_DIR or ~/.cache/constrained-actions-jax/xla; "off": none
 
 
 def _pre_parse(argv: list[str]) -> argparse.Namespace:
     """The options needed before anything else: which algorithm, preset, env; multi-process."""
     p = argparse.ArgumentParser(add_help=False)
-    for name in ("algo", "env", "preset", "resume", "coordinator"):
-        p.add_argument(f"--{name}", default=getattr(RunOptions, name))
+    for name in ("algo", "env", "preset", "resume", "coordinator", "compile_cache"):
+        p.add_argument(f"--{name.replace('_', '-')}", default=getattr(RunOptions, name))
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--process-id", type=int, default=None)
     p.add_argument("--distributed", action="store_true")
     return p.parse_known_args(argv)[0]
+
+
+def compile_cache_dir(value: str | None) -> Path | None:
+    """Where compiled programs persist between runs: ``value`` (``"off"``: nowhere), else
+    ``$JAX_COMPILATION_CACHE_DIR``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)
+    ``/constrained-actions-jax/xla``. A second run of the same program (same config and
+    shapes, e.g. another ``--seed``) loads it instead of compiling: JAX's persistent cache,
+    keyed on the program, the compile options, the backend and the jax/jaxlib versions."""
+    import os
+
+    if value is not None:
+        return None if value.lower() in ("off", "none", "") else Path(value).expanduser()
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "constrained-actions-jax" / "xla"
+
+
+def use_compile_cache(value: str | None) -> Path | None:
+    """Point JAX's persistent compilation cache at :func:`compile_cache_dir` (or switch it
+    off). Programs that compile in under a second are not stored (JAX's default). Takes
+    effect even when something was compiled before in this process (the cache is reset)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    path = compile_cache_dir(value)
+    jax.config.update("jax_compilation_cache_dir", None if path is None else str(path))
+    compilation_cache.reset_cache()
+    return path
 
 
 def init_distributed(args) -> None:
@@ -89,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pre = _pre_parse(argv)
         init_distributed(pre)  # before anything starts a JAX backend
+        use_compile_cache(pre.compile_cache)
         from ppo_jax import cli, registry
         from ppo_jax.runner import train
 

@@ -1,7 +1,10 @@
 """Whole-process wall time of ``python train.py --algo ppo --env CartPole-v1 --total-timesteps
 500000 --num-envs 4`` against a plain single-file JAX PPO with the same settings
 (``benchmarks/plain_ppo_cartpole.py``, PureJaxRL's CartPole config), measured side by side in
-one run: the two commands alternate ``--repeats`` times and the medians are compared.
+one run: the commands alternate ``--repeats`` times and the medians are compared. train.py
+runs twice per repeat: cold (``--compile-cache off``: everything compiled, as a first run) and
+warm (its persistent compilation cache filled by one unmeasured run first, as a repeated run
+or another ``--seed`` of the same config).
 
     python -m benchmarks.startup_ratio --repeats 3
 
@@ -28,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _timed(cmd: list[str]) -> tuple[float, str]:
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
@@ -46,25 +50,38 @@ def main() -> None:
     p.add_argument("--total-timesteps", type=int, default=500_000)
     args = p.parse_args()
     run = harness.Run("startup_ratio", vars(args), COLUMNS, FORMATS)
-    ours, plain, breakdowns = [], [], []
+    walls: dict[str, list[float]] = {"cold": [], "warm": [], "plain": []}
+    breakdowns: dict[str, list[str]] = {"cold": [], "warm": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
+        cache = os.path.join(tmp, "xla")
+
+        def ours(name: str, out: str) -> tuple[float, str]:
             cmd = [sys.executable, "train.py", "--algo", "ppo", "--env", "CartPole-v1", "--total-timesteps",
-                   str(args.total_timesteps), "--num-envs", "4", "--seed", "0", "--out", os.path.join(tmp, f"run{i}")]
-            wall, log = _timed(cmd)
-            ours.append(wall)
-            found = re.search(r"^time: (.*)$", log, re.M)
-            breakdowns.append(found.group(1) if found else "")
-            wall, log = _timed([sys.executable, "-m", "benchmarks.plain_ppo_cartpole", "--total-timesteps", str(args.total_timesteps)])
-            plain.append(wall)
-    m_ours, m_plain = statistics.median(ours), statistics.median(plain)
+                   str(args.total_timesteps), "--num-envs", "4", "--seed", "0", "--out", os.path.join(tmp, out),
+                   "--compile-cache", "off" if name == "cold" else cache]
+            return _timed(cmd)
+
+        ours("warm", "prime")  # fills the cache; not measured
+        for i in range(args.repeats):
+            for name in ("cold", "warm"):
+                wall, log = ours(name, f"{name}{i}")
+                walls[name].append(wall)
+                found = re.search(r"^time: (.*)$", log, re.M)
+                breakdowns[name].append(found.group(1) if found else "")
+            wall, _ = _timed([sys.executable, "-m", "benchmarks.plain_ppo_cartpole", "--total-timesteps", str(args.total_timesteps)])
+            walls["plain"].append(wall)
+    med = {k: statistics.median(v) for k, v in walls.items()}
     ours_cmd = f"python train.py --algo ppo --env CartPole-v1 --total-timesteps {args.total_timesteps} --num-envs 4"
-    run.add(command=f"`{ours_cmd}`",
-            median_s=m_ours, all_s=", ".join(f"{w:.1f}" for w in ours), times_s=ours, breakdowns=breakdowns)
-    run.add(command="plain single-file JAX PPO (`python -m benchmarks.plain_ppo_cartpole`)", median_s=m_plain,
-            all_s=", ".join(f"{w:.1f}" for w in plain), times_s=plain)
-    run.notes = "\n".join([f"{args.repeats} alternating repeats; ratio plain / ours = {m_plain / m_ours:.2f}", ""]
-                           + [f"- train.py run {i}: {b}" for i, b in enumerate(breakdowns)])
+    labels = {"cold": f"`{ours_cmd} --compile-cache off` (cold: a first run)",
+              "warm": f"`{ours_cmd}` (warm: its compilation cache filled by an earlier run)",
+              "plain": "plain single-file JAX PPO (`python -m benchmarks.plain_ppo_cartpole`)"}
+    for name, label in labels.items():
+        run.add(command=label, median_s=med[name], all_s=", ".join(f"{w:.1f}" for w in walls[name]),
+                times_s=walls[name], breakdowns=breakdowns.get(name, []))
+    run.notes = "\n".join(
+        [f"{args.repeats} alternating repeats; ratio plain / ours: cold {med['plain'] / med['cold']:.2f}, "
+         f"warm {med['plain'] / med['warm']:.2f}", ""]
+        + [f"- train.py {name} run {i}: {b}" for name in ("cold", "warm") for i, b in enumerate(breakdowns[name])])
     run.finish()
 
 

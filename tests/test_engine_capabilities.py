@@ -136,17 +136,46 @@ def test_fixed_evaluation_starts_are_used_where_the_env_offers_them():
 
 # -- one compiled chunk program ---------------------------------------------------------------
 def test_the_last_shorter_chunk_reuses_the_compiled_program(tmp_path, capsys):
-    out = tmp_path / "run"
+    """One chunk program per run; ``--compile-cache DIR`` stores the run's programs and a
+    second identical run loads them (it stores nothing new) and computes the same metrics."""
+    cache = tmp_path / "xla"
     args = ["--algo", "ppo", "--env", "Probe-cost", "--num-envs", "4", "--num-steps", "8", "--num-minibatches", "2",
             "--total-timesteps", str(32 * 11), "--log-every", "4", "--eval-every", "3", "--eval-episodes", "4",
-            "--out", str(out)]
-    assert train_cli.main(args) == 0
-    err = capsys.readouterr().err
-    assert err.count("compiled") == 1, err  # 11 updates in chunks 4, 4, 3: one program
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["update"] for r in rows] == list(range(1, 12))
-    assert [r["eval/return"][0] is not None for r in rows] == [(u % 3 == 0) for u in range(1, 12)]
-    assert all(r["cost_return"][0] is not None for r in rows)
+            "--compile-cache", str(cache)]
+    before = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # store even tiny programs
+    try:
+        assert train_cli.main([*args, "--out", str(tmp_path / "run")]) == 0
+        err = capsys.readouterr().err
+        assert err.count("compiled") == 1, err  # 11 updates in chunks 4, 4, 3: one program
+        rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["update"] for r in rows] == list(range(1, 12))
+        assert [r["eval/return"][0] is not None for r in rows] == [(u % 3 == 0) for u in range(1, 12)]
+        assert all(r["cost_return"][0] is not None for r in rows)
+        stored = sorted(p.name for p in cache.iterdir())
+        assert any(n.startswith("jit_init") for n in stored) and len(stored) >= 2, stored
+
+        assert train_cli.main([*args, "--out", str(tmp_path / "again")]) == 0
+        assert sorted(p.name for p in cache.iterdir()) == stored  # both programs came from the cache
+        again = [json.loads(line) for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
+        drop = lambda r: {k: v for k, v in r.items() if k != "steps_per_sec"}
+        assert [drop(r) for r in again] == [drop(r) for r in rows]
+    finally:
+        from jax.experimental.compilation_cache import compilation_cache
+
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+        compilation_cache.reset_cache()
+
+
+def test_the_compile_cache_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert train_cli.compile_cache_dir(None) == tmp_path / "xdg" / "constrained-actions-jax" / "xla"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "env"))
+    assert train_cli.compile_cache_dir(None) == tmp_path / "env"
+    assert train_cli.compile_cache_dir(str(tmp_path / "flag")) == tmp_path / "flag"
+    assert train_cli.compile_cache_dir("off") is None
 
 
 # -- several processes ------------------------------------------------------------------------
