@@ -126,10 +126,9 @@ class MaskPolicy(Policy):
     ):
         if masking not in ("auto", "on", "off"):
             raise ValueError(f"masking must be 'auto', 'on' or 'off', got {masking!r}")
-        if encoder not in ("mlp", "gcn"):
-            raise ValueError(f"encoder must be 'mlp' or 'gcn', got {encoder!r}")
         self.env, self.env_params = env, env_params
         self.layout = ActionLayout.for_env(env, env_params)
+        check_encoder(encoder, env, env_params, self.layout)  # gcn: ERA only, one clear error
         self.use_mask = masking == "on" or (masking == "auto" and has_constraints(env))
         if self.use_mask:
             require(env, ValidityOracle, who="masking='on'")

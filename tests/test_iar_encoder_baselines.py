@@ -25,7 +25,7 @@ from scipy import stats
 
 import envs_jax
 from iar_jax.actions import valid_mask
-from iar_jax.baselines import ARPolicy, FactoredPolicy
+from iar_jax.baselines import ARPolicy, FactoredPolicy, MaskPolicy
 from iar_jax.graph_encoder import GraphEncoder
 
 SMALL = dict(hidden=16, context_dim=8, critic_hidden=(16,), num_candidates=4)
@@ -189,7 +189,7 @@ def test_gcn_log_probs_normalised_and_rejection_samples_pi_c(case):
     assert _chi2_pvalue(act_counts[valid], np.full(pi_c.size, 1.0 / pi_c.size)) < 1e-4  # not uniform on C
 
 
-@pytest.mark.parametrize("cls", [FactoredPolicy, ARPolicy])
+@pytest.mark.parametrize("cls", [FactoredPolicy, ARPolicy, MaskPolicy])
 def test_gcn_on_a_non_era_env_is_one_clear_error(cls):
     env, p = envs_jax.make("CartPole-v1")
     with pytest.raises(ValueError, match=r"encoder='gcn'.*ERA"):
@@ -210,3 +210,22 @@ def test_cli_builds_the_gcn_baselines(policy, cls):
     assert isinstance(pol, cls) and pol.encoder_kind == "gcn"
     with pytest.raises(ValueError, match="encoder='gcn'"):
         algo.make_policy(configs["iar"], *envs_jax.make("CartPole-v1"), configs["ppo"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["factored", "ar"])
+def test_cli_trains_the_gcn_baselines(tmp_path, policy):
+    """A few A2C updates through train.py (CI runs the wiring check above instead)."""
+    import json
+
+    import train as train_cli
+
+    out = tmp_path / "run"
+    code = train_cli.main(["--algo", "iar", "--env", "ERA-v1", "--policy", policy, "--encoder", "gcn",
+                           "--num-envs", "4", "--total-timesteps", "64", "--num-seeds", "1", "--out", str(out)])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["configs"]["iar"]["encoder"] == "gcn" and config["configs"]["iar"]["policy"] == policy
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["env_steps"] == 64
+    assert np.isfinite(rows[-1]["value_loss"]).all() and np.isfinite(rows[-1]["policy_loss"]).all()
