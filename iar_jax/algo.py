@@ -151,9 +151,13 @@ def make_policy(cfg: IARConfig, env, env_params, ppo: PPOConfig | None = None):
         lazy_candidates=cfg.lazy_candidates,
     )
     if cfg.policy == "factored":
-        return FactoredPolicy(env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, **rejection)
+        return FactoredPolicy(
+            env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, encoder=cfg.encoder, **rejection
+        )
     if cfg.policy == "ar":
-        return ARPolicy(env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, **rejection)
+        return ARPolicy(
+            env, env_params, hidden=cfg.encoder_hidden, context_dim=cfg.context_dim, encoder=cfg.encoder, **rejection
+        )
     return IARPolicy(
         env,
         env_params,
@@ -287,6 +291,8 @@ def _policy_cases():
         ("mask-gcn", "ERA-v1", lambda env, p: MaskPolicy(env, p, context_dim=8, encoder="gcn")),
         ("factored", "ERA-v1", lambda env, p: FactoredPolicy(env, p, hidden=16, context_dim=8, **small)),
         ("ar", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, **small)),
+        ("factored-gcn", "ERA-v1", lambda env, p: FactoredPolicy(env, p, context_dim=8, encoder="gcn", **small)),
+        ("ar-gcn", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, encoder="gcn", **small)),
     ]
 
 

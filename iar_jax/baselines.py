@@ -8,6 +8,12 @@
 Log-probs are exact. Entropy: MASK exact; Factored exact for the unmasked pi; AR the
 chain-rule estimate sum_l H(pi_l(.|s, a_<l)) along the executed action.
 
+Each takes ``encoder``: ``"mlp"`` (default; the flat observation, a separate MLP critic) or
+``"gcn"`` (ERA only: the original's graph encoder ``iar_jax.graph_encoder.GraphEncoder``
+whose features f (context_dim,) feed the actor heads and a linear critic Dense(1)(f),
+orthogonal gain 1; actor and critic share the encoder). Any other env with ``"gcn"``
+raises ``ValueError`` at construction.
+
 Example::
 
     pol = FactoredPolicy(env, env_params, num_candidates=32)  # env: ERA-v1
@@ -20,6 +26,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
@@ -28,6 +35,62 @@ from iar_jax.rejection import RejectionPolicy, onehot_prefix
 from ppo_jax.linalg import orthogonal
 from ppo_jax.nn import MLP
 from ppo_jax.policy import Act, Evaluation, Policy
+
+
+ENCODERS = ("mlp", "gcn")
+
+
+def check_encoder(encoder: str, env, env_params, layout: ActionLayout) -> None:
+    """``encoder`` is one of ``ENCODERS``; ``"gcn"`` needs ERA's observation, the node table
+    of K (L + 2 + K) entries (``iar_jax.graph_encoder``). Raises ``ValueError`` otherwise."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    if encoder != "gcn":
+        return
+    k, lr = layout.num_cls, layout.num_rsc
+    need = k * (lr + 2 + k)
+    space = env.observation_space(env_params)
+    shape = tuple(getattr(space, "shape", None) or ())
+    if layout.scalar or int(np.prod(shape, dtype=np.int64)) != need:
+        raise ValueError(
+            f"encoder='gcn' (the original IAR code's graph encoder) supports ERA envs only: it needs an "
+            f"observation of K (L + 2 + K) = {need} entries (K={k} nodes, L={lr} resources), but "
+            f"{type(env).__name__} observes shape {shape}; use encoder='mlp'"
+        )
+
+
+class _SharedGraphCritic:
+    """Mixin for ``RejectionPolicy`` subclasses with ``encoder="gcn"``: params ``encoder``
+    (GraphEncoder) + the actor's + ``critic`` = Dense(1) on the shared features
+    f = ``features(params, obs)``; with ``"mlp"`` ``init`` / ``value`` are the base class's."""
+
+    encoder_kind = "mlp"
+
+    def _use_graph_encoder(self, encoder: str, context_dim: int) -> None:
+        """Validate ``encoder``; for ``"gcn"`` build ``self.encoder`` and the linear critic."""
+        check_encoder(encoder, self.env, self.env_params, self.layout)
+        self.encoder_kind = encoder
+        if encoder == "gcn":
+            lay = self.layout
+            self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
+            self.critic = nn.Dense(1, kernel_init=orthogonal(1.0))  # SB3's value_net gain
+
+    def features(self, params, obs):
+        """The shared graph features (context_dim,) of a flat ERA observation (gcn only)."""
+        return self.encoder.apply(params["encoder"], obs)
+
+    def init(self, key, obs, env_state=None, env_params=None):
+        if self.encoder_kind != "gcn":
+            return super().init(key, obs, env_state, env_params)
+        k_actor, k_critic = jax.random.split(key)
+        x = jnp.ravel(obs).astype(jnp.float32)
+        actor = self.init_actor(k_actor, x)
+        return {**actor, "critic": self.critic.init(k_critic, self.features(actor, x))}
+
+    def value(self, params, obs):
+        if self.encoder_kind != "gcn":
+            return super().value(params, obs)
+        return self.critic.apply(params["critic"], self.features(params, jnp.ravel(obs).astype(jnp.float32)))[0]
 
 
 def _categorical_entropy(logp: jax.Array) -> jax.Array:
@@ -63,10 +126,9 @@ class MaskPolicy(Policy):
     ):
         if masking not in ("auto", "on", "off"):
             raise ValueError(f"masking must be 'auto', 'on' or 'off', got {masking!r}")
-        if encoder not in ("mlp", "gcn"):
-            raise ValueError(f"encoder must be 'mlp' or 'gcn', got {encoder!r}")
         self.env, self.env_params = env, env_params
         self.layout = ActionLayout.for_env(env, env_params)
+        check_encoder(encoder, env, env_params, self.layout)  # gcn: ERA only, one clear error
         self.use_mask = masking == "on" or (masking == "auto" and has_constraints(env))
         if self.use_mask:
             require(env, ValidityOracle, who="masking='on'")
@@ -127,21 +189,43 @@ class MaskPolicy(Policy):
         return self.layout.to_env(self.actions[jnp.argmax(self.masked_log_probs(params, obs, mask))])
 
 
-class FactoredPolicy(RejectionPolicy):
-    """Independent categoricals per dimension + invalid-action rejection (module doc)."""
+class FactoredPolicy(_SharedGraphCritic, RejectionPolicy):
+    """Independent categoricals per dimension + invalid-action rejection (module doc):
+    pi(a|s) = prod_l softmax(z_l)[a_l] with logits z (L, K).
 
-    def __init__(self, env, env_params, *, hidden: int = 128, context_dim: int = 64, **rejection_kwargs):
+    ``encoder="mlp"`` (default): z = MLP(hidden, context_dim -> L K) of the flat obs (tanh,
+    output gain 0.01), a separate MLP critic (``critic_hidden``); params ``actor``, ``critic``.
+    ``encoder="gcn"`` (ERA only): f = GraphEncoder(obs) (context_dim,), z = Dense(L K)(f)
+    (orthogonal gain 0.01, SB3's MultiDiscrete action net), value = Dense(1)(f) (gain 1);
+    params ``encoder``, ``actor``, ``critic``. Followed from the original: it has no Factored
+    policy in its released code (cameron-chen/flow-iar ``repo1/policies/policy.py`` offers
+    flow, mask, joint and SB3's ``MlpPolicy``; ``repo1/utils/rl_algo/a2c.py``'s ``A2C_Rej``
+    samples through ``policy.flow_net``), so the layout is the one its ``-fea_ext gnn``
+    applies to every policy (``repo1/utils/util.py``: ``net_arch = []``, i.e. SB3 heads
+    directly on the shared features extractor), as ``MaskPolicy(encoder="gcn")``."""
+
+    def __init__(self, env, env_params, *, hidden: int = 128, context_dim: int = 64, encoder: str = "mlp",
+                 **rejection_kwargs):
         super().__init__(env, env_params, **rejection_kwargs)
         lay = self.layout
-        self.actor = MLP((hidden, context_dim), lay.dim, "tanh", out_scale=0.01)
+        self._use_graph_encoder(encoder, context_dim)
+        if self.encoder_kind == "gcn":
+            self.actor = nn.Dense(lay.dim, kernel_init=orthogonal(0.01))
+        else:
+            self.actor = MLP((hidden, context_dim), lay.dim, "tanh", out_scale=0.01)
 
     def init_actor(self, key, obs):
-        return {"actor": self.actor.init(key, obs)}
+        if self.encoder_kind != "gcn":
+            return {"actor": self.actor.init(key, obs)}
+        k_e, k_a = jax.random.split(key)
+        enc = self.encoder.init(k_e, obs)
+        return {"encoder": enc, "actor": self.actor.init(k_a, self.encoder.apply(enc, obs))}
 
     def context(self, params, obs):
         """Per-dimension log-probabilities (L, K)."""
         lay = self.layout
-        return jax.nn.log_softmax(self.actor.apply(params["actor"], obs).reshape(lay.num_rsc, lay.num_cls))
+        h = self.features(params, obs) if self.encoder_kind == "gcn" else obs
+        return jax.nn.log_softmax(self.actor.apply(params["actor"], h).reshape(lay.num_rsc, lay.num_cls))
 
     def sample_actions(self, params, key, ctx, n):
         return jax.random.categorical(key, ctx, axis=-1, shape=(n, self.layout.num_rsc)).astype(jnp.int32)
@@ -194,13 +278,25 @@ class ARHeads(nn.Module):
         return a
 
 
-class ARPolicy(RejectionPolicy):
-    """Autoregressive categoricals + invalid-action rejection (module doc)."""
+class ARPolicy(_SharedGraphCritic, RejectionPolicy):
+    """Autoregressive categoricals + invalid-action rejection (module doc):
+    pi(a|s) = prod_l softmax(head_l(c, onehot(a_<l)))[a_l] with context c (context_dim,).
 
-    def __init__(self, env, env_params, *, hidden: int = 128, context_dim: int = 64, **rejection_kwargs):
+    ``encoder="mlp"`` (default): c = MLP(hidden -> context_dim) of the flat obs, a separate
+    MLP critic; ``encoder="gcn"`` (ERA only): c = GraphEncoder(obs), value = Dense(1)(c)
+    (orthogonal gain 1), the critic sharing the encoder. Params ``encoder``, ``heads``,
+    ``critic`` in both; the heads (``ARHeads``, width ``hidden``) are the same. Followed
+    from the original: its released code has no AR policy (its ``flow_type="ar"`` is an
+    autoregressive latent flow, not this baseline; see ``FactoredPolicy``), so the shared
+    features and linear critic are its ``-fea_ext gnn`` rule (``repo1/utils/util.py``:
+    ``net_arch = []``)."""
+
+    def __init__(self, env, env_params, *, hidden: int = 128, context_dim: int = 64, encoder: str = "mlp",
+                 **rejection_kwargs):
         super().__init__(env, env_params, **rejection_kwargs)
         lay = self.layout
         self.encoder = MLP((hidden,), context_dim, "tanh", out_scale=1.0)
+        self._use_graph_encoder(encoder, context_dim)  # gcn: replaces the encoder and critic
         self.heads = ARHeads(lay.num_rsc, lay.num_cls, hidden)
 
     def init_actor(self, key, obs):
