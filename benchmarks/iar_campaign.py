@@ -308,7 +308,10 @@ def eval_summary(rows: list[dict], lo: float, hi: float) -> dict | None:
             "seeds": len(means), "evals": n_evals}
 
 
-def summarise(root: Path = ROOT) -> str:
+GCN_METHODS = ("mask", "factored", "ar")  # the baselines with the original's graph encoder (--encoder gcn)
+
+
+def summarise(root: Path = ROOT, gcn_root: Path | None = None) -> str:
     lines = [
         f"Campaign at {root} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); eval return: 10-episode "
         "evaluation mean, averaged over seeds, +- the seeds' std (min .. max of the seed means).",
@@ -333,12 +336,27 @@ def summarise(root: Path = ROOT) -> str:
                 f"{fmt(last)} | {window['evals'] if window else 0} |"
             )
         lines.append(f"| {version} | Wol-DDPG | {PAPER[version]['wol-ddpg']:.1f} | not run | - | - | - | - |")
+        if gcn_root is not None:
+            for method in GCN_METHODS:
+                run = gcn_root / f"{run_name(version, method)}-gcn"
+                rows = read_rows(run)
+                state = run_state(run) if run.exists() else "not started"
+                reached = rows[-1]["env_steps"] if rows else 0
+                final = eval_summary(rows, *WINDOW) if state == "finished" else None
+                last = eval_summary(rows, reached - LAST, reached) if rows else None
+                window = final if final is not None else last
+                paper = f"{PAPER[version][method]:.1f}" if method in PAPER[version] else "-"
+                lines.append(
+                    f"| {version} | {LABELS[method]}, graph encoder | {paper} | {state} | {reached:,} | {fmt(final)} | "
+                    f"{fmt(last)} | {window['evals'] if window else 0} |"
+                )
     return "\n".join(lines)
 
 
-def plot(path: Path, root: Path = ROOT) -> Path:
+def plot(path: Path, root: Path = ROOT, gcn_root: Path | None = None) -> Path:
     """Evaluation curves: per version, each method's mean eval return over seeds (band: min ..
-    max of the seeds) vs env steps, with the paper's 6.5-7e5 means as dashed lines."""
+    max of the seeds) vs env steps, with the paper's 6.5-7e5 means as dashed lines; with
+    ``gcn_root``, the graph-encoder baselines' means as dotted lines (no band)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,6 +373,13 @@ def plot(path: Path, root: Path = ROOT) -> Path:
                 y = np.array([r["eval/return"] for r in rows], dtype=float)
                 ax.plot(x, y.mean(1), color=f"C{i}", label=f"{LABELS[method]} (ours, {y.shape[1]} seeds)")
                 ax.fill_between(x, y.min(1), y.max(1), color=f"C{i}", alpha=0.2)
+            if gcn_root is not None and method in GCN_METHODS:
+                rows = [r for r in read_rows(gcn_root / f"{run_name(version, method)}-gcn")
+                        if r.get("eval/return") and all(v is not None for v in r["eval/return"])]
+                if rows:
+                    x = np.array([r["env_steps"] for r in rows])
+                    y = np.array([r["eval/return"] for r in rows], dtype=float)
+                    ax.plot(x, y.mean(1), color=f"C{i}", ls=":", label=f"{LABELS[method]}, graph encoder ({y.shape[1]} seeds)")
             if method in PAPER[version]:
                 ax.axhline(PAPER[version][method], color=f"C{i}", ls="--", lw=1)
         ax.axhline(PAPER[version]["wol-ddpg"], color="gray", ls=":", lw=1, label="Wol-DDPG (paper)")
@@ -381,12 +406,15 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=METHODS)
     p.add_argument("--dry-run", action="store_true", help="print the commands the driver would run")
     p.add_argument("--flops", action="store_true", help="MFLOP per env step of every method (XLA cost analysis)")
+    p.add_argument("--gcn-root", default=None, metavar="DIR",
+                   help="with --summarise: also the baselines run with --encoder gcn, in DIR/<version>-<method>-gcn")
     p.add_argument("--plot", default=None, metavar="PNG", help="with --summarise: also write the evaluation curves here")
     args = p.parse_args(argv)
     if args.summarise:
-        print(summarise())
+        gcn = Path(args.gcn_root) if args.gcn_root else None
+        print(summarise(gcn_root=gcn))
         if args.plot:
-            print(f"curves: {plot(Path(args.plot))}")
+            print(f"curves: {plot(Path(args.plot), gcn_root=gcn)}")
         return 0
     if args.flops:
         flops(args.versions, args.methods)
