@@ -18,6 +18,25 @@ from iar_jax.cnn_encoder import CNNEncoder
 from iar_jax.policy import IARPolicy
 
 IMAGE = (96, 96, 1)
+CTX = 8  # context_dim everywhere: one CNN parameter shape (its orthogonal init is the slow part)
+
+
+@pytest.fixture(scope="module")
+def mask_setup():
+    """MaskPolicy(encoder="cnn") on Pistonball-image-cstr-v1, params, and a state with both
+    valid and invalid joint actions (validity enumerated over all 3^5 actions by env.is_valid)."""
+    env, p = make("Pistonball-image-cstr-v1")
+    pol = MaskPolicy(env, p, context_dim=CTX, encoder="cnn")
+    table = np.array(list(itertools.product(range(3), repeat=5)))
+    reset = jax.jit(env.reset)
+    is_valid = jax.jit(jax.vmap(env.is_valid, in_axes=(None, 0, None)))
+    for seed in range(20):
+        obs, st = reset(jax.random.PRNGKey(seed), p)
+        valid = np.asarray(is_valid(st, jnp.asarray(table), p))
+        if 0 < valid.sum() < 243:
+            break
+    params = jax.jit(pol.init)(jax.random.PRNGKey(0), obs, st, p)
+    return env, p, pol, obs, st, params, table, valid
 
 
 def _numpy_nature_cnn(params, x):
@@ -33,10 +52,10 @@ def _numpy_nature_cnn(params, x):
     return np.maximum(h.reshape(-1) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 0.0)
 
 
-def test_cnn_encoder_matches_numpy_reference():
-    enc = CNNEncoder(IMAGE, features=16)
+def test_cnn_encoder_matches_numpy_reference(mask_setup):
+    enc = CNNEncoder(IMAGE, features=CTX)
     x = jax.random.uniform(jax.random.PRNGKey(0), IMAGE)
-    params = enc.init(jax.random.PRNGKey(1), x)
+    params = mask_setup[5]["encoder"]  # NatureCNN parameters as initialised by the policy
     # random biases too, so the reference checks them (init gives zeros)
     leaves, tree = jax.tree_util.tree_flatten_with_path(params)
     keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
@@ -46,16 +65,16 @@ def test_cnn_encoder_matches_numpy_reference():
     ])
     ref = _numpy_nature_cnn(params, x)
     out = enc.apply(params, x)
-    assert out.shape == (16,)
+    assert out.shape == (CTX,)
     np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-4, atol=1e-5)
     assert (ref > 0).any()  # not all units dead: the comparison has content
     np.testing.assert_allclose(np.asarray(enc.apply(params, x.reshape(-1))), ref, rtol=1e-4, atol=1e-5)  # flat obs
 
 
 @pytest.mark.parametrize("shape", [(96 * 96 + 1,), (96, 96, 3), (48, 48, 1)])
-def test_cnn_encoder_wrong_shape_names_expected(shape):
-    enc = CNNEncoder(IMAGE, features=4)
-    params = enc.init(jax.random.PRNGKey(0), jnp.zeros(IMAGE))
+def test_cnn_encoder_wrong_shape_names_expected(shape, mask_setup):
+    enc = CNNEncoder(IMAGE, features=CTX)
+    params = mask_setup[5]["encoder"]
     with pytest.raises(ValueError, match=r"\(96, 96, 1\).*9216"):
         enc.apply(params, jnp.zeros(shape))
 
@@ -68,23 +87,14 @@ def test_cnn_on_non_image_env_raises(env_id, cls):
         cls(env, p, encoder="cnn")
 
 
-def test_mask_cnn_probabilities_over_enumerated_valid_actions():
+def test_mask_cnn_probabilities_over_enumerated_valid_actions(mask_setup):
     """Pistonball-image-cstr-v1 (5 pistons, all constrained): the mask equals the env's
     is_valid over all 3^5 = 243 joint actions, enumerated here; pi sums to 1 over them and
     is 0 elsewhere; act / evaluate agree with the enumerated table; the value is the shared
     features' critic."""
-    env, p = make("Pistonball-image-cstr-v1")
-    pol = MaskPolicy(env, p, context_dim=8, encoder="cnn")
-    # a state with invalid actions: ball right of the middle (k0 >= 1)
-    for seed in range(20):
-        obs, st = env.reset(jax.random.PRNGKey(seed), p)
-        table = np.array(list(itertools.product(range(3), repeat=5)))
-        valid = np.array([bool(env.is_valid(st, jnp.asarray(a), p)) for a in table])
-        if 0 < valid.sum() < 243:
-            break
+    env, p, pol, obs, st, params, table, valid = mask_setup
     assert 0 < valid.sum() < 243
     assert obs.shape == IMAGE
-    params = pol.init(jax.random.PRNGKey(0), obs, st, p)
     assert set(params) == {"encoder", "actor", "critic"}
     out = pol.act(params, jax.random.PRNGKey(1), obs, st, p)
     assert out.action.shape == (5,) and np.isfinite(out.log_prob) and np.ndim(out.value) == 0
@@ -105,20 +115,25 @@ def test_mask_cnn_probabilities_over_enumerated_valid_actions():
     assert np.isfinite(float(ev.entropy)) and 0 < float(ev.entropy) <= np.log(valid.sum()) + 1e-5
 
 
-def test_iar_cnn_context_and_shared_critic():
-    """CI variant: IARPolicy(encoder="cnn") builds NatureCNN context (context_dim,) from the
-    flat image and its critic reads those features (value = critic(context))."""
-    env, p = make("Pistonball-image-v1")
-    pol = IARPolicy(env, p, flow_hidden=8, context_dim=8, flow_layers=1, posterior_layers=1, encoder="cnn",
-                    num_candidates=4, num_posterior_samples=2, alpha_target_samples=2)
-    obs, st = env.reset(jax.random.PRNGKey(0), p)
-    params = pol.init(jax.random.PRNGKey(1), obs, st, p)
-    assert {"encoder", "critic", "flow", "posterior"} <= set(params)
-    ctx = pol.context(params, obs.reshape(-1))
-    assert ctx.shape == (8,)
-    np.testing.assert_allclose(np.asarray(ctx), np.asarray(CNNEncoder(IMAGE, 8).apply(params["encoder"], obs)))
-    v = pol.value(params, obs)
-    np.testing.assert_allclose(float(v), float(pol.critic.apply(params["critic"], ctx)[0]), rtol=1e-6)
+def test_iar_cnn_context_and_shared_critic(mask_setup):
+    """CI variant (the full init / act / evaluate: the slow test below and the policy
+    contract's ``iar-cnn``): IARPolicy(encoder="cnn")'s context is NatureCNN of the flat
+    image, (context_dim,), and its value is the critic MLP(64 tanh -> 1) on that context."""
+    env, p, _, obs, st, mask_params, _, _ = mask_setup
+    env_img, p_img = make("Pistonball-image-v1")
+    pol = IARPolicy(env_img, p_img, flow_hidden=8, context_dim=CTX, flow_layers=1, posterior_layers=1,
+                    encoder="cnn", num_candidates=4, num_posterior_samples=2, alpha_target_samples=2)
+    assert isinstance(pol.encoder, CNNEncoder) and tuple(pol.encoder.image_shape) == IMAGE
+    enc = mask_params["encoder"]  # same module and shapes as IARPolicy's encoder
+    ctx = pol.context({"encoder": enc}, obs.reshape(-1))
+    assert ctx.shape == (CTX,)
+    ref = _numpy_nature_cnn(enc, obs)
+    np.testing.assert_allclose(np.asarray(ctx), ref, rtol=1e-4, atol=1e-5)
+    critic = pol.critic.init(jax.random.PRNGKey(3), ctx)
+    v = pol.value({"encoder": enc, "critic": critic}, obs)
+    k = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), critic["params"])
+    h = np.tanh(ref @ k["Dense_0"]["kernel"] + k["Dense_0"]["bias"])
+    np.testing.assert_allclose(float(v), (h @ k["Dense_1"]["kernel"] + k["Dense_1"]["bias"])[0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
