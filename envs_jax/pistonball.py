@@ -518,6 +518,7 @@ def make_pistonball(
         raise ValueError("ball_mass must be > 0, ball_friction and ball_elasticity >= 0")
     env = Pistonball(
         n, cstr, rules=rules, invalid=invalid, obs_type=obs_type,
-        name=f"Pistonball-{version}", default_params=params,
+        name=f"Pistonball-image-{version}" if obs_type == "image" else f"Pistonball-{version}",  # registry ids
+        default_params=params,
     )
     return env, params
