@@ -60,8 +60,8 @@ ball_y / 560, vx / 1000, vy / 1000, w / (6 pi), (y_i - 427) / 64 for each piston
 piston i is left of the ball (i < k0) for each piston]``. ``obs_type="image"``: the screen
 rendered in grayscale and downscaled to ``(96, 96, 1)`` in [0, 1] (the original's
 ``global_processed``: cv2 gray + INTER_AREA resize), drawn analytically with 4x4
-supersampling; sprites are drawn as boxes of their mean gray (a CNN encoder is needed to
-use it; none is provided here).
+supersampling; sprites are drawn as boxes of their mean gray (ids ``Pistonball-image-*``;
+read by ``encoder="cnn"`` of ``iar_jax``, ``iar_jax/cnn_encoder.py``).
 
 Simplifications against pymunk (their effect is measured in benchmarks/RESULTS_iar.md):
 float32; the Gauss-Seidel order of contacts is fixed (pistons right to left, then walls;
@@ -518,6 +518,7 @@ def make_pistonball(
         raise ValueError("ball_mass must be > 0, ball_friction and ball_elasticity >= 0")
     env = Pistonball(
         n, cstr, rules=rules, invalid=invalid, obs_type=obs_type,
-        name=f"Pistonball-{version}", default_params=params,
+        name=f"Pistonball-image-{version}" if obs_type == "image" else f"Pistonball-{version}",  # registry ids
+        default_params=params,
     )
     return env, params

@@ -49,6 +49,9 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     # Pistonball (IAR's second benchmark; PettingZoo butterfly, centrally controlled).
     **{f"Pistonball-{v}": ("envs_jax.pistonball:make_pistonball", {"version": v}) for v in ("v1", "v2", "v3")},
     **{f"Pistonball-cstr-{v}": ("envs_jax.pistonball:make_pistonball", {"version": f"cstr-{v}"}) for v in ("v1", "v2")},
+    # Pistonball with the rendered (96, 96, 1) image observation (the original's CNN input; encoder="cnn")
+    **{f"Pistonball-image-{v}": ("envs_jax.pistonball:make_pistonball", {"version": v, "obs_type": "image"})
+       for v in ("v1", "v2", "v3", "cstr-v1", "cstr-v2")},
     # DRA tasks (Patel, Acerbi, Pouget 2020).
     "DRA-maze": ("envs_jax.dra_tasks:make_maze", {}),
     "DRA-huys": ("envs_jax.dra_tasks:make_huys", {}),

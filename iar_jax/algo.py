@@ -72,7 +72,7 @@ class IARConfig:
     split_context: bool = True  # couplings' context term once per state / action (same function, less compute)
     lazy_candidates: bool = True  # map candidates beyond S only while a state needs them (same candidates)
     pg_posterior: bool = False  # the policy gradient also trains the posterior (original: one optimizer, yes)
-    encoder: str = "mlp"  # obs -> context: "mlp" (flat obs, separate critic) or "gcn" (original's, ERA; shared)
+    encoder: str = "mlp"  # obs -> context: "mlp" (flat obs, separate critic), "gcn" (original's, ERA; shared) or "cnn" (NatureCNN, image envs; shared)
     elbo_grad_samples: int = 4  # samples of the ELBO term that carry gradients, the rest forward only (0: all)
     alpha_mode: str = "adaptive"  # sandwich weight: "static", "trainable" (scalar) or "adaptive" (network)
     alpha_init: float = 0.5  # initial (static: fixed) alpha
@@ -100,7 +100,7 @@ class IARConfig:
                 "policy": POLICIES, "rejection_coef": ("ratio", "paper"), "rejection": ("auto", "on", "off"),
                 "alpha_mode": ("static", "trainable", "adaptive"), "alpha_objective": ("calibration", "policy", "none"),
                 "elbo_pairs": ("generator", "rollout"), "behaviour_log_prob": ("auto", "on", "off"),
-                "encoder": ("mlp", "gcn"), "elbo_step": ("loss", "buffer"), "elbo_step_params": ("flow", "posterior"),
+                "encoder": ("mlp", "gcn", "cnn"), "elbo_step": ("loss", "buffer"), "elbo_step_params": ("flow", "posterior"),
             },
             positive_ints=("num_candidates", "num_posterior_samples", "flow_hidden", "context_dim", "encoder_hidden",
                            "alpha_target_samples", "elbo_buffer_size", "elbo_batch_size", "elbo_step_samples"),
@@ -293,6 +293,10 @@ def _policy_cases():
         ("ar", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, **small)),
         ("factored-gcn", "ERA-v1", lambda env, p: FactoredPolicy(env, p, context_dim=8, encoder="gcn", **small)),
         ("ar-gcn", "ERA-v1", lambda env, p: ARPolicy(env, p, hidden=16, context_dim=8, encoder="gcn", **small)),
+        ("iar-cnn", "Pistonball-image-v1", lambda env, p: IARPolicy(
+            env, p, flow_hidden=16, context_dim=8, flow_layers=1, posterior_layers=1, encoder="cnn",
+            num_candidates=8, num_posterior_samples=2, alpha_target_samples=2)),
+        ("mask-cnn", "Pistonball-image-v1", lambda env, p: MaskPolicy(env, p, context_dim=8, encoder="cnn")),
     ]
 
 

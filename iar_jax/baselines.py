@@ -12,7 +12,11 @@ Each takes ``encoder``: ``"mlp"`` (default; the flat observation, a separate MLP
 ``"gcn"`` (ERA only: the original's graph encoder ``iar_jax.graph_encoder.GraphEncoder``
 whose features f (context_dim,) feed the actor heads and a linear critic Dense(1)(f),
 orthogonal gain 1; actor and critic share the encoder). Any other env with ``"gcn"``
-raises ``ValueError`` at construction.
+raises ``ValueError`` at construction. ``"cnn"`` (image envs, e.g. Pistonball-image-*): the
+original's Pistonball features extractor, SB3's NatureCNN (``iar_jax.cnn_encoder``), whose
+features f (context_dim,) are shared by the actor and the critic with the original's
+``net_arch=[dict(pi=[64], vf=[64])]``: heads on tanh(Dense(64)(f)); value =
+Dense(1)(tanh(Dense(64)(f))). A non-image env with ``"cnn"`` raises ``ValueError``.
 
 Example::
 
@@ -30,6 +34,7 @@ import numpy as np
 
 from envs_jax.contracts import ValidityOracle, require
 from iar_jax.actions import ActionLayout, has_constraints, valid_mask
+from iar_jax.cnn_encoder import CNNEncoder, image_shape_of
 from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.rejection import RejectionPolicy, onehot_prefix
 from ppo_jax.linalg import orthogonal
@@ -37,7 +42,9 @@ from ppo_jax.nn import MLP
 from ppo_jax.policy import Act, Evaluation, Policy
 
 
-ENCODERS = ("mlp", "gcn")
+ENCODERS = ("mlp", "gcn", "cnn")
+SHARED_ENCODERS = ("gcn", "cnn")  # features shared by actor and critic
+CNN_HEAD = (64,)  # the original's net_arch pi=[64], vf=[64] after NatureCNN (repo1/utils/util.py)
 
 
 def check_encoder(encoder: str, env, env_params, layout: ActionLayout) -> None:
@@ -45,6 +52,9 @@ def check_encoder(encoder: str, env, env_params, layout: ActionLayout) -> None:
     of K (L + 2 + K) entries (``iar_jax.graph_encoder``). Raises ``ValueError`` otherwise."""
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    if encoder == "cnn":
+        image_shape_of(env, env_params)  # one clear ValueError off image envs
+        return
     if encoder != "gcn":
         return
     k, lr = layout.num_cls, layout.num_rsc
@@ -74,13 +84,16 @@ class _SharedGraphCritic:
             lay = self.layout
             self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
             self.critic = nn.Dense(1, kernel_init=orthogonal(1.0))  # SB3's value_net gain
+        elif encoder == "cnn":
+            self.encoder = CNNEncoder(image_shape_of(self.env, self.env_params), features=context_dim)
+            self.critic = MLP(CNN_HEAD, 1, "tanh", out_scale=1.0)
 
     def features(self, params, obs):
-        """The shared graph features (context_dim,) of a flat ERA observation (gcn only)."""
+        """The shared features (context_dim,) of a flat observation (gcn / cnn only)."""
         return self.encoder.apply(params["encoder"], obs)
 
     def init(self, key, obs, env_state=None, env_params=None):
-        if self.encoder_kind != "gcn":
+        if self.encoder_kind not in SHARED_ENCODERS:
             return super().init(key, obs, env_state, env_params)
         k_actor, k_critic = jax.random.split(key)
         x = jnp.ravel(obs).astype(jnp.float32)
@@ -88,7 +101,7 @@ class _SharedGraphCritic:
         return {**actor, "critic": self.critic.init(k_critic, self.features(actor, x))}
 
     def value(self, params, obs):
-        if self.encoder_kind != "gcn":
+        if self.encoder_kind not in SHARED_ENCODERS:
             return super().value(params, obs)
         return self.critic.apply(params["critic"], self.features(params, jnp.ravel(obs).astype(jnp.float32)))[0]
 
@@ -110,7 +123,8 @@ class MaskPolicy(Policy):
     separate MLP critic; ``"gcn"`` (the original's MaskablePPO with its graph features
     extractor and ``net_arch=[]``, ERA only): features f = GraphEncoder(obs) (context_dim,),
     logits = Dense(K^L)(f) (orthogonal, gain 0.01, as SB3's action net), value = Dense(1)(f)
-    (gain 1): actor and critic share the encoder.
+    (gain 1): actor and critic share the encoder; ``"cnn"`` (image envs): f = NatureCNN(obs),
+    logits = MLP(64 tanh -> K^L, gain 0.01)(f), value = MLP(64 tanh -> 1)(f) (module doc).
     """
 
     def __init__(
@@ -139,19 +153,23 @@ class MaskPolicy(Policy):
             self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
             self.actor = nn.Dense(lay.num_joint, kernel_init=orthogonal(0.01))
             self.critic = nn.Dense(1, kernel_init=orthogonal(1.0))
+        elif encoder == "cnn":  # the original's NatureCNN + net_arch [dict(pi=[64], vf=[64])]
+            self.encoder = CNNEncoder(image_shape_of(env, env_params), features=context_dim)
+            self.actor = MLP(CNN_HEAD, self.layout.num_joint, "tanh", out_scale=0.01)
+            self.critic = MLP(CNN_HEAD, 1, "tanh", out_scale=1.0)
         else:
             self.actor = MLP((hidden, context_dim), self.layout.num_joint, "tanh", out_scale=0.01)
             self.critic = MLP(tuple(critic_hidden), 1, "tanh", out_scale=1.0)
 
     def _features(self, params, obs):
-        """The actor's and critic's input: the flat obs, or the shared graph features."""
+        """The actor's and critic's input: the flat obs, or the shared graph / CNN features."""
         x = jnp.ravel(obs).astype(jnp.float32)
-        return self.encoder.apply(params["encoder"], x) if self.encoder_kind == "gcn" else x
+        return self.encoder.apply(params["encoder"], x) if self.encoder_kind in SHARED_ENCODERS else x
 
     def init(self, key, obs, env_state=None, env_params=None):
         k_a, k_c, k_e = jax.random.split(key, 3)
         params = {}
-        if self.encoder_kind == "gcn":
+        if self.encoder_kind in SHARED_ENCODERS:
             params["encoder"] = self.encoder.init(k_e, jnp.ravel(obs).astype(jnp.float32))
         f = self._features(params, obs)
         return {**params, "actor": self.actor.init(k_a, f), "critic": self.critic.init(k_c, f)}
@@ -211,11 +229,13 @@ class FactoredPolicy(_SharedGraphCritic, RejectionPolicy):
         self._use_graph_encoder(encoder, context_dim)
         if self.encoder_kind == "gcn":
             self.actor = nn.Dense(lay.dim, kernel_init=orthogonal(0.01))
+        elif self.encoder_kind == "cnn":
+            self.actor = MLP(CNN_HEAD, lay.dim, "tanh", out_scale=0.01)
         else:
             self.actor = MLP((hidden, context_dim), lay.dim, "tanh", out_scale=0.01)
 
     def init_actor(self, key, obs):
-        if self.encoder_kind != "gcn":
+        if self.encoder_kind not in SHARED_ENCODERS:
             return {"actor": self.actor.init(key, obs)}
         k_e, k_a = jax.random.split(key)
         enc = self.encoder.init(k_e, obs)
@@ -224,7 +244,7 @@ class FactoredPolicy(_SharedGraphCritic, RejectionPolicy):
     def context(self, params, obs):
         """Per-dimension log-probabilities (L, K)."""
         lay = self.layout
-        h = self.features(params, obs) if self.encoder_kind == "gcn" else obs
+        h = self.features(params, obs) if self.encoder_kind in SHARED_ENCODERS else obs
         return jax.nn.log_softmax(self.actor.apply(params["actor"], h).reshape(lay.num_rsc, lay.num_cls))
 
     def sample_actions(self, params, key, ctx, n):
@@ -289,14 +309,15 @@ class ARPolicy(_SharedGraphCritic, RejectionPolicy):
     from the original: its released code has no AR policy (its ``flow_type="ar"`` is an
     autoregressive latent flow, not this baseline; see ``FactoredPolicy``), so the shared
     features and linear critic are its ``-fea_ext gnn`` rule (``repo1/utils/util.py``:
-    ``net_arch = []``)."""
+    ``net_arch = []``). ``encoder="cnn"`` (image envs): c = NatureCNN(obs), value =
+    MLP(64 tanh -> 1)(c) (module doc)."""
 
     def __init__(self, env, env_params, *, hidden: int = 128, context_dim: int = 64, encoder: str = "mlp",
                  **rejection_kwargs):
         super().__init__(env, env_params, **rejection_kwargs)
         lay = self.layout
         self.encoder = MLP((hidden,), context_dim, "tanh", out_scale=1.0)
-        self._use_graph_encoder(encoder, context_dim)  # gcn: replaces the encoder and critic
+        self._use_graph_encoder(encoder, context_dim)  # gcn / cnn: replaces the encoder and critic
         self.heads = ARHeads(lay.num_rsc, lay.num_cls, hidden)
 
     def init_actor(self, key, obs):

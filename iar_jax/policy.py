@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from iar_jax.cnn_encoder import CNNEncoder, image_shape_of
 from iar_jax.flows import ConditionalFlow, ConditionalPosterior, elbo_cubo, iwae, log_weights
 from iar_jax.graph_encoder import GraphEncoder
 from iar_jax.rejection import RejectionPolicy, score_function_entropy
@@ -29,7 +30,8 @@ from ppo_jax.policy import Batch
 
 ALPHA_MODES = ("static", "trainable", "adaptive")
 ALPHA_OBJECTIVES = ("calibration", "policy", "none")
-ENCODERS = ("mlp", "gcn")
+ENCODERS = ("mlp", "gcn", "cnn")
+SHARED_ENCODERS = ("gcn", "cnn")  # features shared with the critic (the original)
 ELBO_PAIRS = ("generator", "rollout")
 
 
@@ -54,7 +56,10 @@ class IARPolicy(RejectionPolicy):
     ``alpha_init``, ``alpha_objective`` calibration | policy | none, ``alpha_target_samples``;
     ``elbo_pairs`` generator | rollout, ``elbo_trains_generator``, ``elbo_grad_samples``;
     ``pg_posterior``; networks ``flow_layers`` / ``flow_hidden`` (paper 4 / 128),
-    ``context_dim``, ``encoder`` mlp | gcn, ``posterior_*``; rejection: ``RejectionPolicy``."""
+    ``context_dim``, ``encoder`` mlp | gcn | cnn, ``posterior_*``; rejection: ``RejectionPolicy``.
+    ``encoder="cnn"`` (image envs, e.g. Pistonball-image-*): context = NatureCNN(obs)
+    (``iar_jax.cnn_encoder``, context_dim features), shared with the critic
+    value = Dense(1)(tanh(Dense(64)(context))) (the original's ``net_arch=[dict(vf=[64])]``)."""
 
     log_prob_exact = False  # log_prob is the sandwich estimate, not log pi (tests/test_policy_contract.py)
 
@@ -133,6 +138,9 @@ class IARPolicy(RejectionPolicy):
         if encoder == "gcn":  # the original's graph encoder, features shared with the critic
             self.encoder = GraphEncoder(lay.num_cls, lay.num_rsc, hidden=64, out=context_dim)
             self.critic = nn.Dense(1)
+        elif encoder == "cnn":  # the original's NatureCNN, features shared with the critic
+            self.encoder = CNNEncoder(image_shape_of(env, env_params), features=context_dim)
+            self.critic = MLP((64,), 1, "tanh", out_scale=1.0)
         else:
             self.encoder = MLP((encoder_hidden,), context_dim, "tanh", out_scale=1.0)
         self.flow = ConditionalFlow(lay.dim, flow_layers, flow_hidden, split_context=split_context)
@@ -169,7 +177,7 @@ class IARPolicy(RejectionPolicy):
         return jax.vmap(lambda e, c: self.alpha_net.apply(p, e, c))(elbo, cubo)
 
     def init(self, key, obs, env_state=None, env_params=None):
-        if self.encoder_kind != "gcn":
+        if self.encoder_kind not in SHARED_ENCODERS:
             return super().init(key, obs, env_state, env_params)
         k_actor, k_critic = jax.random.split(key)
         x = jnp.ravel(obs).astype(jnp.float32)
@@ -178,7 +186,7 @@ class IARPolicy(RejectionPolicy):
         return {**actor, "critic": self.critic.init(k_critic, ctx)}
 
     def value(self, params, obs):
-        if self.encoder_kind != "gcn":
+        if self.encoder_kind not in SHARED_ENCODERS:
             return super().value(params, obs)
         ctx = self.context(params, jnp.ravel(obs).astype(jnp.float32))  # shared features (the original)
         return self.critic.apply(params["critic"], ctx)[0]

@@ -40,7 +40,7 @@ Z = 4.0  # tolerance of the score check, in standard errors
 # agreement is also checked in CI by their own files (test_paspo_policy, test_paspo_baselines,
 # test_iar_policy, test_iar_rejection).
 SLOW = {"paspo", "dirichlet", "lagrangian", "projection", "iar", "mask", "mask-gcn", "ar", "optlayer",
-        "factored-gcn", "ar-gcn"}
+        "factored-gcn", "ar-gcn", "iar-cnn", "mask-cnn"}
 # PASPO's evaluate recovers the Beta position u = (a - lo) / (hi - lo) from the stored action;
 # on a narrow interval float32 loses ~1e-3 of the log-density there (1 of 256 samples here).
 LOG_PROB_ATOL = {"paspo": 2e-3}
