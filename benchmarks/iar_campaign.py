@@ -321,35 +321,24 @@ def summarise(root: Path = ROOT, gcn_root: Path | None = None) -> str:
         "|---|---|---:|---|---:|---:|---:|---:|",
     ]
     fmt = lambda s: "-" if s is None else f"{s['mean']:.1f} +- {s['std']:.1f} ({s['min']:.1f} .. {s['max']:.1f})"
+
+    def row(version: str, method: str, run: Path, label: str) -> str:
+        rows = read_rows(run)
+        state = run_state(run) if run.exists() else "not started"
+        reached = rows[-1]["env_steps"] if rows else 0
+        final = eval_summary(rows, *WINDOW) if state == "finished" else None
+        last = eval_summary(rows, reached - LAST, reached) if rows else None
+        window = final if final is not None else last
+        paper = f"{PAPER[version][method]:.1f}" if method in PAPER[version] else "-"
+        return (f"| {version} | {label} | {paper} | {state} | {reached:,} | {fmt(final)} | "
+                f"{fmt(last)} | {window['evals'] if window else 0} |")
+
     for version in VERSIONS:
-        for method in METHODS:
-            run = root / run_name(version, method)
-            rows = read_rows(run)
-            state = run_state(run) if run.exists() else "not started"
-            reached = rows[-1]["env_steps"] if rows else 0
-            final = eval_summary(rows, *WINDOW) if state == "finished" else None
-            last = eval_summary(rows, reached - LAST, reached) if rows else None
-            window = final if final is not None else last
-            paper = f"{PAPER[version][method]:.1f}" if method in PAPER[version] else "-"
-            lines.append(
-                f"| {version} | {LABELS[method]} | {paper} | {state} | {reached:,} | {fmt(final)} | "
-                f"{fmt(last)} | {window['evals'] if window else 0} |"
-            )
+        lines += [row(version, m, root / run_name(version, m), LABELS[m]) for m in METHODS]
         lines.append(f"| {version} | Wol-DDPG | {PAPER[version]['wol-ddpg']:.1f} | not run | - | - | - | - |")
         if gcn_root is not None:
-            for method in GCN_METHODS:
-                run = gcn_root / f"{run_name(version, method)}-gcn"
-                rows = read_rows(run)
-                state = run_state(run) if run.exists() else "not started"
-                reached = rows[-1]["env_steps"] if rows else 0
-                final = eval_summary(rows, *WINDOW) if state == "finished" else None
-                last = eval_summary(rows, reached - LAST, reached) if rows else None
-                window = final if final is not None else last
-                paper = f"{PAPER[version][method]:.1f}" if method in PAPER[version] else "-"
-                lines.append(
-                    f"| {version} | {LABELS[method]}, graph encoder | {paper} | {state} | {reached:,} | {fmt(final)} | "
-                    f"{fmt(last)} | {window['evals'] if window else 0} |"
-                )
+            lines += [row(version, m, gcn_root / f"{run_name(version, m)}-gcn", f"{LABELS[m]}, graph encoder")
+                      for m in GCN_METHODS]
     return "\n".join(lines)
 
 
